@@ -1,0 +1,24 @@
+# greenpath: the experiment grid (collection), then modeling, paths and the report.
+# Data flows one way: config -> jobs -> Parquet -> models -> paths -> report.
+
+
+from snakemake.utils import min_version
+
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        "results/records.parquet",
+        "results/trajectories.parquet",
+    default_target: True

@@ -1,0 +1,161 @@
+"""Loading and checking the workflow configuration (``config/*.yaml``).
+
+The schema lives in ``workflow/schemas/config.schema.yaml`` (JSON Schema, also used by
+Snakemake's ``validate``). :func:`check_config` runs it with jsonschema and adds the
+checks a schema cannot express (intervention epochs inside ``[0, epochs)`` and ascending,
+dataset names known to the registry), raising one :class:`ConfigError` that names the key,
+the bad value and what is allowed, before any job starts (issue 7).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+#: The JSON schema file, relative to the repository root.
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names key, value and what is allowed."""
+
+
+def load_schema(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Read the config JSON schema (YAML) from ``path`` (default :data:`SCHEMA_PATH`)."""
+    with open(path or SCHEMA_PATH, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _key(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    key = _key(err.absolute_path)
+    v = err.validator
+    if v == "additionalProperties":
+        allowed = sorted((err.schema.get("properties") or {}).keys())
+        extra = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
+        return f"unknown key(s) {extra} under {key}; allowed keys: {allowed} (typo?)"
+    if v == "required":
+        return f"{key}: {err.message}"
+    if v == "enum":
+        return f"{key} = {err.instance!r} is not allowed; choose one of {err.validator_value}"
+    if v == "type":
+        return f"{key} = {err.instance!r} has the wrong type; expected {err.validator_value}"
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        return f"{key} = {err.instance!r} violates {v} {err.validator_value}"
+    if v == "pattern":
+        return f"{key} = {err.instance!r} must match {err.validator_value!r}"
+    if v == "uniqueItems":
+        return f"{key} = {err.instance!r} has duplicate entries; list each value once"
+    if v == "minItems":
+        return f"{key} = {err.instance!r} needs at least {err.validator_value} item(s)"
+    if v == "minProperties":
+        return f"{key} needs at least {err.validator_value} entry"
+    return f"{key} = {err.instance!r}: {err.message}"
+
+
+def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> None:
+    """Set schema ``default`` values for absent object properties, recursively."""
+    if not isinstance(instance, dict):
+        return
+    for name, sub in (schema.get("properties") or {}).items():
+        if name not in instance and "default" in sub:
+            instance[name] = copy.deepcopy(sub["default"])
+        if name in instance:
+            _fill_defaults(instance[name], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for name, value in instance.items():
+            if name not in (schema.get("properties") or {}):
+                _fill_defaults(value, extra)
+
+
+def check_config(config: Mapping[str, Any], *, check_datasets: bool = True) -> dict[str, Any]:
+    """Validate a config and return a copy with schema defaults filled in.
+
+    Args:
+        config: the parsed YAML mapping.
+        check_datasets: also check dataset names against :mod:`greenpath.data`'s registry.
+
+    Returns:
+        A deep copy of ``config`` with defaults from the schema.
+
+    Raises:
+        ConfigError: listing every problem found, one per line, each naming the key, the
+            bad value and what is allowed.
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
+    cfg = copy.deepcopy(dict(config))
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = [_describe(e) for e in sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))]
+    if not problems:
+        _fill_defaults(cfg, schema)
+        epochs = cfg["training"]["epochs"]
+        ks = cfg["interventions"]["epochs"]
+        bad = [k for k in ks if not 0 <= k < epochs]
+        if bad:
+            problems.append(
+                f"interventions.epochs = {ks}: {bad} outside [0, training.epochs) = [0, {epochs}); "
+                "an intervention epoch k branches after k trained epochs"
+            )
+        if list(ks) != sorted(ks):
+            problems.append(f"interventions.epochs = {ks} must be ascending, e.g. {sorted(ks)}")
+        if check_datasets:
+            from greenpath.data import list_datasets
+
+            known = list_datasets()
+            unknown = [d for d in cfg["datasets"] if d not in known]
+            if unknown:
+                problems.append(f"datasets: unknown dataset(s) {unknown}; known: {known}")
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str], *, check_datasets: bool = True) -> dict[str, Any]:
+    """Read a YAML config file and :func:`check_config` it.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or invalid (names the file).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p} is not valid YAML: {exc}") from exc
+    try:
+        return check_config(raw, check_datasets=check_datasets)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from exc
+
+
+#: Config sections that change what a training job computes (and so its records).
+HASHED_SECTIONS: tuple[str, ...] = ("data", "datasets", "model", "training", "methods")
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of the sections that affect training results.
+
+    The canonical form is JSON with sorted keys of :data:`HASHED_SECTIONS`; seeds and the
+    intervention grid are record keys already and are not hashed.
+    """
+    part = {k: config.get(k) for k in HASHED_SECTIONS}
+    blob = json.dumps(part, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

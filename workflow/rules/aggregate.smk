@@ -1,0 +1,11 @@
+rule aggregate:
+    input:
+        record_files(),
+    output:
+        records=f"{RESULTS}/records.parquet",
+        trajectories=f"{RESULTS}/trajectories.parquet",
+    log:
+        f"{RESULTS}/logs/aggregate.log",
+    localrule: True
+    script:
+        "../../scripts/aggregate.py"

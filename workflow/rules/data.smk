@@ -1,0 +1,10 @@
+rule prepare_dataset:
+    output:
+        f"{RESULTS}/data/{{dataset}}.npz",
+    log:
+        f"{RESULTS}/logs/prepare/{{dataset}}.log",
+    localrule: True
+    resources:
+        mem_mb=4000,
+    script:
+        "../../scripts/prepare_dataset.py"

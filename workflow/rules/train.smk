@@ -1,0 +1,43 @@
+rule init_model:
+    input:
+        data=f"{RESULTS}/data/{{dataset}}.npz",
+    output:
+        checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e0.pt",
+    log:
+        f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/init.log",
+    params:
+        role="init",
+    script:
+        "../../scripts/train.py"
+
+
+rule train_trunk:
+    input:
+        data=f"{RESULTS}/data/{{dataset}}.npz",
+        checkpoint=trunk_start_checkpoint,
+    output:
+        checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e{{end}}.pt",
+        records=f"{RESULTS}/records/{{dataset}}/seed{{seed}}/base_e{{end}}.parquet",
+    log:
+        f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/base_e{{end}}.log",
+    params:
+        role="trunk",
+        start=lambda wc: SEGMENT_START[int(wc.end)],
+    threads: config["training"]["num_threads"]
+    script:
+        "../../scripts/train.py"
+
+
+rule train_branch:
+    input:
+        data=f"{RESULTS}/data/{{dataset}}.npz",
+        checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e{{k}}.pt",
+    output:
+        records=f"{RESULTS}/records/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.parquet",
+    log:
+        f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.log",
+    params:
+        role="branch",
+    threads: config["training"]["num_threads"]
+    script:
+        "../../scripts/train.py"
