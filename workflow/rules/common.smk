@@ -54,3 +54,24 @@ def record_files():
             files += [f"{base}/base_e{seg.end}.parquet" for seg in SEGMENTS]
             files += [f"{base}/{m}_k{k}.parquet" for m, k in BRANCHES]
     return files
+
+
+# SLURM (issue 6, docs/slurm.md). Unset GREENPATH_SLURM_PARTITION/ACCOUNT mean the
+# cluster's defaults; training rules ask for a GPU only when training.device is CUDA;
+# under the slurm executor a pre-flight check runs before the first sbatch (case W1).
+from greenpath.slurm import SlurmPreflightError, preflight, set_env_defaults
+from greenpath.slurm import training_gpu_resources
+
+set_env_defaults()
+
+
+def training_resources():
+    """Resources of the training rules: {"gpu": 1} when training.device is CUDA, else {}."""
+    return training_gpu_resources(config["training"]["device"])
+
+
+onstart:
+    try:
+        preflight(workflow, device=config["training"]["device"])
+    except SlurmPreflightError as exc:
+        raise WorkflowError(f"SLURM pre-flight check failed: {exc}") from None

@@ -5,6 +5,8 @@ rule init_model:
         checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e0.pt",
     log:
         f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/init.log",
+    resources:
+        **training_resources(),
     params:
         role="init",
     script:
@@ -20,10 +22,12 @@ rule train_trunk:
         records=f"{RESULTS}/records/{{dataset}}/seed{{seed}}/base_e{{end}}.parquet",
     log:
         f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/base_e{{end}}.log",
+    threads: config["training"]["num_threads"]
+    resources:
+        **training_resources(),
     params:
         role="trunk",
         start=lambda wc: SEGMENT_START[int(wc.end)],
-    threads: config["training"]["num_threads"]
     script:
         "../../scripts/train.py"
 
@@ -36,8 +40,10 @@ rule train_branch:
         records=f"{RESULTS}/records/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.parquet",
     log:
         f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.log",
+    threads: config["training"]["num_threads"]
+    resources:
+        **training_resources(),
     params:
         role="branch",
-    threads: config["training"]["num_threads"]
     script:
         "../../scripts/train.py"

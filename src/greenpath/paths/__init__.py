@@ -1,1 +1,51 @@
-"""greenpath.paths"""
+"""Training paths: objectives, the measured tree, strategies (oracle, the paper's method,
+greenpath's planner, patience early stopping, fixed stops) and their figures.
+
+See ``docs/paths.md``.
+"""
+
+from greenpath.paths.objectives import (
+    DEFAULT_TOLERANCE,
+    J_PER_KWH,
+    OBJECTIVES,
+    Objective,
+    get_objective,
+)
+from greenpath.paths.paper import paper_method
+from greenpath.paths.planner import Margin, margin_grid, plan_tree, planner_lodo
+from greenpath.paths.report import outcome_table, summarize
+from greenpath.paths.run import run_paths, run_strategies
+from greenpath.paths.strategies import (
+    Choice,
+    fixed_stop,
+    full_trunk,
+    oracle,
+    patience_stop_epoch,
+    patience_stopping,
+)
+from greenpath.paths.tree import Tree, build_trees
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "J_PER_KWH",
+    "OBJECTIVES",
+    "Choice",
+    "Margin",
+    "Objective",
+    "Tree",
+    "build_trees",
+    "fixed_stop",
+    "full_trunk",
+    "get_objective",
+    "margin_grid",
+    "oracle",
+    "outcome_table",
+    "paper_method",
+    "patience_stop_epoch",
+    "patience_stopping",
+    "plan_tree",
+    "planner_lodo",
+    "run_paths",
+    "run_strategies",
+    "summarize",
+]
