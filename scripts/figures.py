@@ -8,7 +8,6 @@ Standalone:
         --out results/report_screenshot.png [--open energy_accuracy]
 """
 
-
 import argparse
 import logging
 import sys
@@ -36,7 +35,9 @@ def build(records, out, paths=None, evaluations=(), datasets=None, stop_epochs=N
         paths_json=load_json(paths),
         evaluation=_load_evaluations(evaluations),
     )
-    logging.info("%d files for %d dataset(s) in %.1f s", len(rep.files), len(rep.datasets), rep.seconds)
+    logging.info(
+        "%d files for %d dataset(s) in %.1f s", len(rep.files), len(rep.datasets), rep.seconds
+    )
     for n in rep.notes:
         logging.info("note: %s", n)
 
@@ -78,8 +79,12 @@ elif __name__ == "__main__":
     s = sub.add_parser("screenshot", help="render a report in headless Chromium")
     s.add_argument("--report", default="results/report.html")
     s.add_argument("--out", default="results/report_screenshot.png")
-    s.add_argument("--open", dest="open_result", default="energy_accuracy",
-                   help="show the first result whose path contains this text ('' = start page)")
+    s.add_argument(
+        "--open",
+        dest="open_result",
+        default="energy_accuracy",
+        help="show the first result whose path contains this text ('' = start page)",
+    )
     a = ap.parse_args()
     if a.cmd == "build":
         records = a.records[0] if len(a.records) == 1 else a.records

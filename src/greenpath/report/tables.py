@@ -1,0 +1,538 @@
+"""Tables of the report: strategy outcomes and predictor errors next to the paper's figures.
+
+Inputs are the JSON documents of the modeling and paths stages, read leniently so that a
+missing section yields an empty table instead of an error:
+
+- *paths JSON* (``greenpath paths``): ``{"strategies": {name: summary}}`` (or a list of
+  ``{"name": ..., **summary}``), each summary as written by
+  :func:`greenpath.paths.report.summarize`: ``pooled.all`` / ``pooled.without_flagged``
+  with ``energy_saved_pct_mean``, ``accuracy_change_pts_mean``, ``violations``,
+  ``regret_mean``, ``n_trees``, and ``per_tree`` rows (the chosen path of each tree);
+- *evaluation JSON* (``greenpath evaluate``, :func:`greenpath.modeling.evaluate.evaluate_lodo`):
+  one document per predictor, or ``{name: document}``, or a list of documents; pooled
+  one-step MAPE under ``pooled.<all|excluding_flagged>.one_step.<paper|live>`` and, when
+  evaluated with ``tables=True``, the per-row one-step table under ``tables.one_step``.
+
+The paper's published figures and the reference figures of issue 4 are constants here,
+each with its source, so that the report always shows them side by side.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Columns of the tidy predictions table used by :func:`greenpath.report.figures.predictions_figure`.
+#: One row per (predictor, target, path epoch); ``target`` is ``val_accuracy`` (fraction) or
+#: ``energy_j`` (J per epoch); ``history`` is ``live`` or ``paper`` (see modeling.evaluate).
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "study",
+    "dataset",
+    "seed",
+    "method",
+    "intervention_epoch",
+    "epoch",
+    "predictor",
+    "history",
+    "target",
+    "actual",
+    "predicted",
+)
+
+#: Published and reference figures, side by side with ours in the summary table.
+#: ``energy_saved_pct``: % of the full-length trunk's energy; ``accuracy_change``:
+#: as published (the paper writes "+2.38%"), points for issue 4's figures.
+PAPER_STRATEGY_FIGURES: tuple[dict[str, Any], ...] = (
+    {
+        "source": "paper (published, EAT-IT)",
+        "strategy": "paper's method",
+        "energy_saved_pct": 56.5,
+        "accuracy_change": "+2.38%",
+        "violations": None,
+        "regret": None,
+        "note": "Computer Standards & Interfaces 2024, abstract: score maximisation",
+    },
+    {
+        "source": "issue 4 reference (9 EAT-IT datasets, constrained 1 pt)",
+        "strategy": "oracle",
+        "energy_saved_pct": 81.2,
+        "accuracy_change": None,
+        "violations": 0,
+        "regret": 0.0,
+        "note": "best measured path per dataset",
+    },
+    {
+        "source": "issue 4 reference (9 EAT-IT datasets, constrained 1 pt)",
+        "strategy": "paper's method",
+        "energy_saved_pct": 59.4,
+        "accuracy_change": None,
+        "violations": 1,
+        "regret": None,
+        "note": "authors' savings simulation, epochs 6 to 50",
+    },
+    {
+        "source": "issue 4 reference (9 EAT-IT datasets, constrained 1 pt)",
+        "strategy": "patience 5",
+        "energy_saved_pct": 66.5,
+        "accuracy_change": None,
+        "violations": 1,
+        "regret": None,
+        "note": "Keras-style early stopping",
+    },
+    {
+        "source": "issue 4 target",
+        "strategy": "planner",
+        "energy_saved_pct": 74.0,
+        "accuracy_change": None,
+        "violations": 0,
+        "regret": None,
+        "note": "at least 74% saved with 0 violations",
+    },
+)
+
+#: One-step MAPE (%) published by the paper and the reference values of issue 4.
+PAPER_MAPE_FIGURES: tuple[dict[str, Any], ...] = (
+    {
+        "source": "paper (published, EAT-IT)",
+        "predictor": "paper",
+        "acc_mape_pct": 8.4,
+        "energy_mape_pct": 14.3,
+        "score_mape_pct": 8.9,
+    },
+    {
+        "source": "issue 4 reference (9 EAT-IT datasets)",
+        "predictor": "paper",
+        "acc_mape_pct": None,
+        "energy_mape_pct": 13.3,
+        "score_mape_pct": 11.2,
+    },
+    {
+        "source": "issue 4 target",
+        "predictor": "greenpath best",
+        "acc_mape_pct": None,
+        "energy_mape_pct": 8.0,
+        "score_mape_pct": None,
+    },
+)
+
+
+def load_json(path: str | os.PathLike[str] | None) -> Any:
+    """Read a JSON file; ``None`` or a missing file gives ``None``.
+
+    Raises:
+        ValueError: the file exists but is not valid JSON (names it).
+    """
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p} is not valid JSON ({exc}); rerun the rule that writes it") from exc
+
+
+def _strategies(paths_json: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    if not paths_json:
+        return []
+    s = paths_json.get("strategies", paths_json) if isinstance(paths_json, Mapping) else paths_json
+    if isinstance(s, Mapping):
+        return [(str(k), v) for k, v in s.items() if isinstance(v, Mapping)]
+    out = []
+    for item in s or []:
+        if isinstance(item, Mapping):
+            name = item.get("name") or item.get("strategy")
+            if name is not None:
+                out.append((str(name), item))
+    return out
+
+
+def _num(x: Any) -> float:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def strategy_table(paths_json: Any, subset: str = "all") -> pd.DataFrame:
+    """One row per strategy with greenpath's pooled figures.
+
+    Args:
+        paths_json: the paths document (see module doc); ``None`` gives an empty table.
+        subset: ``all`` or ``without_flagged`` (chance-level datasets left out).
+
+    Returns:
+        Columns ``strategy``, ``energy_saved_pct`` (% of the full trunk's cumulative
+        energy, mean over trees), ``accuracy_change_pts`` (points), ``violations`` (trees
+        losing more than the tolerance), ``regret`` (mean, objective's unit), ``n_trees``.
+    """
+    rows = []
+    for name, s in _strategies(paths_json):
+        pooled = s.get("pooled", {})
+        p = pooled.get(subset) or pooled.get("excluding_flagged" if subset != "all" else "all")
+        p = p or {}
+        rows.append(
+            {
+                "strategy": name,
+                "energy_saved_pct": _num(p.get("energy_saved_pct_mean")),
+                "accuracy_change_pts": _num(p.get("accuracy_change_pts_mean")),
+                "violations": _num(p.get("violations")),
+                "regret": _num(p.get("regret_mean")),
+                "n_trees": _num(p.get("n_trees")),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "strategy",
+            "energy_saved_pct",
+            "accuracy_change_pts",
+            "violations",
+            "regret",
+            "n_trees",
+        ],
+    )
+
+
+def strategy_choices(paths_json: Any) -> pd.DataFrame:
+    """The path each strategy chose on each tree (``per_tree`` rows of the paths JSON).
+
+    Returns:
+        Columns ``strategy``, ``study``, ``dataset``, ``seed``, ``method``,
+        ``intervention_epoch``, ``end_epoch``, ``val_accuracy`` (fraction), ``energy_j``
+        (cumulative, J). Empty when the document has no per-tree rows.
+    """
+    cols = [
+        "strategy",
+        "study",
+        "dataset",
+        "seed",
+        "method",
+        "intervention_epoch",
+        "end_epoch",
+        "val_accuracy",
+        "energy_j",
+    ]
+    rows = []
+    for name, s in _strategies(paths_json):
+        for r in s.get("per_tree") or []:
+            rows.append({"strategy": name, **{c: r.get(c) for c in cols[1:]}})
+    df = pd.DataFrame(rows, columns=cols)
+    if not df.empty:
+        df["seed"] = df["seed"].astype("int64")
+        df["val_accuracy"] = df["val_accuracy"].astype(float)
+        df["energy_j"] = df["energy_j"].astype(float)
+    return df
+
+
+def _evaluations(evaluation: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    if not evaluation:
+        return []
+    if isinstance(evaluation, Mapping) and "predictor" in evaluation:
+        return [(str(evaluation["predictor"]), evaluation)]
+    if isinstance(evaluation, Mapping):
+        evaluation = [
+            {**v, "predictor": v.get("predictor", k)}
+            for k, v in evaluation.items()
+            if isinstance(v, Mapping)
+        ]
+    return [(str(d.get("predictor")), d) for d in evaluation if isinstance(d, Mapping)]
+
+
+def mape_table(evaluation: Any, history: str = "live", subset: str = "all") -> pd.DataFrame:
+    """Pooled one-step MAPE (%) per predictor from evaluation JSON document(s).
+
+    Args:
+        evaluation: one document, ``{name: document}`` or a list (see module doc).
+        history: ``live`` (the path's own history) or ``paper`` (the authors' history).
+        subset: ``all`` or ``excluding_flagged``.
+
+    Returns:
+        Columns ``predictor``, ``acc_mape_pct``, ``energy_mape_pct``, ``score_mape_pct``,
+        ``n``.
+    """
+    rows = []
+    for name, d in _evaluations(evaluation):
+        one = (d.get("pooled", {}).get(subset) or {}).get("one_step") or {}
+        h = one.get(history) or {}
+        rows.append(
+            {
+                "predictor": name,
+                "acc_mape_pct": _num(h.get("acc_mape_pct")),
+                "energy_mape_pct": _num(h.get("energy_mape_pct")),
+                "score_mape_pct": _num(h.get("score_mape_pct")),
+                "n": _num(one.get("n")),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["predictor", "acc_mape_pct", "energy_mape_pct", "score_mape_pct", "n"]
+    )
+
+
+def predictions_from_evaluation(evaluation: Any, study: str = "") -> pd.DataFrame:
+    """Tidy predictions (:data:`PREDICTION_COLUMNS`) from evaluations run with ``tables=True``.
+
+    Each row of ``tables.one_step`` (``acc``, ``energy`` true; ``acc_<h>``, ``energy_<h>``
+    predicted for history ``h`` in ``live``/``paper``) becomes two rows per history, one
+    per target. Documents without tables contribute nothing.
+    """
+    out = []
+    for name, d in _evaluations(evaluation):
+        t = pd.DataFrame((d.get("tables") or {}).get("one_step") or [])
+        if t.empty:
+            continue
+        for h in ("live", "paper"):
+            for target, true_col in (("val_accuracy", "acc"), ("energy_j", "energy")):
+                col = f"{true_col}_{h}"
+                if col not in t.columns or true_col not in t.columns:
+                    continue
+                out.append(
+                    pd.DataFrame(
+                        {
+                            "study": t["study"] if "study" in t.columns else study,
+                            "dataset": t["dataset"],
+                            "seed": t["seed"],
+                            "method": t["method"],
+                            "intervention_epoch": t["intervention_epoch"],
+                            "epoch": t["epoch"],
+                            "predictor": name,
+                            "history": h,
+                            "target": target,
+                            "actual": t[true_col].astype(float),
+                            "predicted": t[col].astype(float),
+                        }
+                    )
+                )
+    if not out:
+        return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    return pd.concat(out, ignore_index=True)[list(PREDICTION_COLUMNS)]
+
+
+def one_step_predictions(
+    trajectories: pd.DataFrame,
+    predictors: Sequence[str] = ("persistence", "paper"),
+    min_epoch: int = 2,
+    skipped: list[str] | None = None,
+) -> pd.DataFrame:
+    """Compute tidy one-step predictions leave-one-dataset-out with ``greenpath.modeling``.
+
+    Used when no evaluation JSON with tables is available. For each dataset a fresh
+    predictor is fitted on the other datasets (``greenpath.modeling.evaluate.lodo_splits``)
+    and every epoch >= ``min_epoch`` of the held-out paths is predicted from the path's own
+    history (``live``). With a single dataset the predictor is fitted on it (in-sample) and
+    the ``history`` column says ``live (in-sample)``.
+
+    Args:
+        skipped: when a list is given, a predictor that fails (e.g. too few epochs for
+            its lags) is left out and ``"<name>: <error>"`` appended to it; otherwise the
+            error propagates.
+
+    Raises:
+        ValueError: an unknown predictor name (lists the known ones), or a predictor
+            failing while ``skipped`` is ``None``.
+    """
+    from greenpath.modeling.base import get_predictor
+    from greenpath.modeling.evaluate import lodo_splits, one_step_table
+
+    names = sorted(trajectories["dataset"].astype(str).unique())
+    if len(names) >= 2:
+        folds = list(lodo_splits(trajectories))
+        hist = "live"
+    else:
+        folds = [(names[0], trajectories, trajectories)] if names else []
+        hist = "live (in-sample)"
+    evals = []
+    for p in predictors:
+        try:
+            tables = [
+                one_step_table(get_predictor(p).fit(tr), te, min_epoch) for _, tr, te in folds
+            ]
+        except Exception as exc:
+            if skipped is None:
+                raise
+            skipped.append(f"{p}: {type(exc).__name__}: {exc}")
+            continue
+        rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        evals.append({"predictor": p, "tables": {"one_step": rows.to_dict("records")}})
+    df = predictions_from_evaluation(evals)
+    df = df[df["history"] == "live"].copy()
+    df["history"] = hist
+    if "study" in trajectories.columns and len(names):
+        df["study"] = ", ".join(sorted(trajectories["study"].astype(str).unique()))
+    return df.reset_index(drop=True)
+
+
+def _fmt(x: Any, digits: int = 1, signed: bool = False) -> str:
+    if x is None:
+        return "&ndash;"
+    if isinstance(x, str):
+        return html.escape(x)
+    f = _num(x)
+    if not np.isfinite(f):
+        return "&ndash;"
+    if float(f).is_integer() and digits == 0:
+        return f"{int(f):d}"
+    return f"{f:+.{digits}f}" if signed else f"{f:.{digits}f}"
+
+
+def _html_table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.2em; color: #222; }
+table { border-collapse: collapse; margin: 0.6em 0 1.4em 0; font-size: 0.9em; }
+th, td { border-bottom: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
+th { background: #f0f0f0; } td:first-child, th:first-child,
+td:nth-child(2), th:nth-child(2) { text-align: left; }
+tr.ours td { background: #E8F4FB; }
+caption { caption-side: top; text-align: left; font-weight: bold; }
+p.note { font-size: 0.85em; color: #555; max-width: 60em; }
+"""
+
+
+def summary_html(
+    strategies: pd.DataFrame,
+    mape: pd.DataFrame,
+    *,
+    title: str = "greenpath: strategies and predictors",
+    strategies_without_flagged: pd.DataFrame | None = None,
+    notes: Sequence[str] = (),
+) -> str:
+    """A standalone HTML page: our strategy and MAPE figures next to the published ones.
+
+    Args:
+        strategies: :func:`strategy_table` output (may be empty).
+        mape: :func:`mape_table` output (may be empty).
+        title: page title.
+        strategies_without_flagged: optional second strategy table (chance-level
+            datasets left out).
+        notes: extra paragraphs (plain text, escaped).
+
+    Returns:
+        The HTML document as a string (no external resources).
+    """
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h2>{html.escape(title)}</h2>",
+    ]
+    sh = [
+        "source",
+        "strategy",
+        "energy saved (%)",
+        "accuracy change",
+        "violations",
+        "regret",
+        "trees",
+    ]
+
+    def strategy_rows(df: pd.DataFrame, source: str) -> list[list[str]]:
+        return [
+            [
+                html.escape(source),
+                html.escape(str(r.strategy)),
+                _fmt(r.energy_saved_pct),
+                _fmt(r.accuracy_change_pts, 2, signed=True) + " pts"
+                if np.isfinite(_num(r.accuracy_change_pts))
+                else "&ndash;",
+                _fmt(r.violations, 0),
+                _fmt(r.regret, 2),
+                _fmt(r.n_trees, 0),
+            ]
+            for r in df.itertuples()
+        ]
+
+    ours = strategy_rows(strategies, "greenpath (this run)")
+    if strategies_without_flagged is not None and not strategies_without_flagged.empty:
+        ours += strategy_rows(strategies_without_flagged, "greenpath, without flagged datasets")
+    ref = [
+        [
+            html.escape(r["source"]),
+            html.escape(r["strategy"]),
+            _fmt(r["energy_saved_pct"]),
+            _fmt(r["accuracy_change"]),
+            _fmt(r["violations"], 0),
+            _fmt(r["regret"], 2),
+            "&ndash;",
+        ]
+        for r in PAPER_STRATEGY_FIGURES
+    ]
+    table = _html_table(sh, ours + ref, "strategies")
+    table = table.replace(
+        "<tr><td>greenpath", '<tr class="ours"><td>greenpath'
+    )  # highlight our rows
+    parts.append("<h3>Strategies: energy saved vs the full-length trunk</h3>")
+    if strategies.empty:
+        parts.append(
+            "<p class='note'>No paths JSON for this study yet: only the published "
+            "figures are shown.</p>"
+        )
+    parts.append(table)
+    mh = ["source", "predictor", "accuracy MAPE (%)", "energy MAPE (%)", "score MAPE (%)", "rows"]
+    mrows = [
+        [
+            "greenpath (this run, leave-one-dataset-out)",
+            html.escape(str(r.predictor)),
+            _fmt(r.acc_mape_pct),
+            _fmt(r.energy_mape_pct),
+            _fmt(r.score_mape_pct),
+            _fmt(r.n, 0),
+        ]
+        for r in mape.itertuples()
+    ]
+    mrows += [
+        [
+            html.escape(r["source"]),
+            html.escape(r["predictor"]),
+            _fmt(r["acc_mape_pct"]),
+            _fmt(r["energy_mape_pct"]),
+            _fmt(r["score_mape_pct"]),
+            "&ndash;",
+        ]
+        for r in PAPER_MAPE_FIGURES
+    ]
+    mt = _html_table(mh, mrows, "mape").replace(
+        "<tr><td>greenpath", '<tr class="ours"><td>greenpath'
+    )
+    parts.append("<h3>One-step prediction error (MAPE)</h3>")
+    if mape.empty:
+        parts.append(
+            "<p class='note'>No evaluation JSON for this study yet: only the "
+            "published figures are shown.</p>"
+        )
+    parts.append(mt)
+    parts.append(
+        "<p class='note'>Energy saved = (1 - E<sub>path</sub> / E<sub>full trunk</sub>) x 100, "
+        "mean over trees; accuracy change in percentage points vs the full trunk; a violation "
+        "is a tree whose chosen path loses more than the tolerance; regret is measured "
+        "against the oracle in the objective's unit. MAPE = mean(|pred - true| / true) x 100 "
+        "over epochs &gt; 6 (the paper's row selection). The paper's figures come from its "
+        "abstract and section 4; the reference figures from issue 4.</p>"
+    )
+    for n in notes:
+        parts.append(f"<p class='note'>{html.escape(n)}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary file + rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, p)
+    return p

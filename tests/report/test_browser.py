@@ -1,0 +1,197 @@
+"""Headless Chromium renders the report: no JavaScript errors, figures with pixels.
+
+Needs Debian's ``chromium`` (installed by ``.ci/run``); skipped with the reason otherwise.
+The screenshot of the Snakemake report is kept as a CI artifact at
+``results/report_screenshot.png`` (and ``results/report_gallery_screenshot.png`` for the
+standalone page).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from report_data import make_paths_json, make_records
+
+from greenpath.report.browser import (
+    colour_count,
+    console_errors,
+    dom_errors,
+    find_chromium,
+    instrument_html,
+    nonblank_fraction,
+    open_result_js,
+    render,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "results"
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="chromium absent: install Debian's 'chromium' (apt-get install chromium; .ci/run does)",
+)
+
+
+# ------------------------------------------------------------------ no browser needed
+
+
+def test_nonblank_fraction_and_colours(tmp_path):
+    img = np.ones((10, 20, 3))
+    img[:, :5] = 0.0  # a quarter black
+    img[0, 10] = [0.2, 0.4, 0.6]
+    p = tmp_path / "x.png"
+    mpimg.imsave(p, img)
+    assert nonblank_fraction(p) == pytest.approx(0.25 + 1 / 200)
+    assert colour_count(p) == 3
+    assert colour_count(p, box=(10, 1, 20, 10)) == 1
+
+
+def test_error_parsing():
+    dom = '<body><pre id="greenpath-js-errors" style="display: none;">error: boom\nerror: b</pre>'
+    assert dom_errors(dom) == ["error: boom", "error: b"]
+    assert dom_errors('<pre id="greenpath-js-errors"></pre>') == []
+    log = (
+        '[1:2:INFO:CONSOLE(3)] "Uncaught ReferenceError: foo is not defined", source: x (3)\n'
+        "[1:2:WARNING:other] Uncaught but not a console line\n"
+    )
+    assert console_errors(log) == ['Uncaught ReferenceError: foo is not defined", source: x (3)']
+
+
+def test_instrument_html_injects_hook_first(tmp_path):
+    src = tmp_path / "a.html"
+    src.write_text("<html><head><title>t</title></head><body>x</body></html>")
+    out = instrument_html(src, tmp_path / "b.html", extra_js="app.go();")
+    text = out.read_text()
+    assert text.index("greenpath-js-errors") < text.index("<title>")
+    assert "app.go();" in text
+    assert "results" in open_result_js("energy_accuracy")
+
+
+def test_render_without_chromium_says_how_to_install(tmp_path, monkeypatch):
+    from greenpath.report import browser
+
+    monkeypatch.setattr(browser, "find_chromium", lambda: None)
+    with pytest.raises(browser.ChromiumMissing, match="apt-get install chromium"):
+        browser.render(tmp_path / "x.html")
+
+
+# -------------------------------------------------------------------- with Chromium
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_chromium_reports_a_javascript_error(tmp_path):
+    """The check can fail: a page with a broken script is caught."""
+    page = tmp_path / "broken.html"
+    page.write_text("<html><head></head><body><p>hi</p><script>nosuch();</script></body></html>")
+    res = render(page, window_size=(400, 300))
+    assert any("nosuch" in e for e in res.js_errors), res.js_errors
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_gallery_page_renders_with_figures(tmp_path):
+    from greenpath.report.build import build_study_report
+
+    rec = make_records(datasets=("alpha",), seeds=(0, 1))
+    build_study_report(
+        rec,
+        tmp_path / "toy",
+        stop_epochs=[2],
+        paths_json=make_paths_json(rec),
+        fallback_predictors=None,
+    )
+    shot = tmp_path / "gallery.png"
+    res = render(tmp_path / "toy" / "index.html", shot, window_size=(1000, 1400))
+    assert res.js_errors == []
+    assert "data:image/png;base64," in res.dom
+    # the first figure (learning curves) fills the top of the page: many colours, ink
+    assert nonblank_fraction(shot) > 0.05
+    assert colour_count(shot, box=(0, 80, 1000, 600)) > 30
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / "report_gallery_screenshot.png")
+
+
+SNAKEFILE = """\
+import sys
+sys.path.insert(0, {src!r})
+
+configfile: "config.yaml"
+
+RESULTS = "results"
+DATASETS = list(config["datasets"])
+INTERVENTIONS = [int(k) for k in config["interventions"]["epochs"]]
+METHODS = list(config["interventions"]["methods"])
+
+include: {smk!r}
+
+rule all:
+    input:
+        report_targets(),
+"""
+
+CONFIG = """\
+study: toy
+datasets: {alpha: {}, beta: {}}
+training: {epochs: 4}
+seeds: [0, 1]
+interventions: {epochs: [0, 2], methods: [freeze, quant, stop]}
+"""
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_snakemake_report_renders_in_chromium(tmp_path):
+    """The real `snakemake --report` of a tiny workflow that includes report.smk."""
+    from greenpath.records import write_records
+
+    (tmp_path / "Snakefile").write_text(
+        SNAKEFILE.format(src=str(REPO / "src"), smk=str(REPO / "workflow/rules/report.smk"))
+    )
+    (tmp_path / "config.yaml").write_text(textwrap.dedent(CONFIG))
+    rec = make_records()
+    write_records(rec, tmp_path / "results/records.parquet")
+    smk = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "1",
+        "--directory",
+        str(tmp_path),
+        "--snakefile",
+        str(tmp_path / "Snakefile"),
+    ]
+    run = subprocess.run(smk, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for kind in ("learning_curves", "energy_accuracy", "energy_breakdown"):
+        assert sorted(p.name for p in (tmp_path / f"results/report/toy/{kind}").glob("*.png")) == [
+            "alpha.png",
+            "beta.png",
+        ]
+    html = tmp_path / "results/report.html"
+    run = subprocess.run([*smk, "--report", str(html)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    # every figure is in the report: 3 per dataset x 2 datasets + predictions + summary
+    log = run.stderr + run.stdout
+    assert log.count("Adding ") == 8, log[-2000:]
+
+    start = render(html, window_size=(1400, 1000))
+    assert start.js_errors == [], start.js_errors
+    assert "Snakemake" in start.dom and "Results" in start.dom
+
+    shot = tmp_path / "report.png"
+    res = render(html, shot, window_size=(1400, 1000), extra_js=open_result_js("energy_accuracy"))
+    assert res.js_errors == [], res.js_errors
+    # the figure occupies the right of the navbar (x > 300): many colours, ink
+    assert colour_count(shot, box=(300, 250, 1400, 750)) > 30
+    assert nonblank_fraction(shot) > 0.05
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / "report_screenshot.png")

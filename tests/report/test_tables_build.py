@@ -1,0 +1,193 @@
+"""Summary tables, evaluation parsing and the per-study build."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_data import make_paths_json, make_records
+
+from greenpath.report.build import PER_DATASET, build_study_report
+from greenpath.report.tables import (
+    PREDICTION_COLUMNS,
+    load_json,
+    mape_table,
+    predictions_from_evaluation,
+    strategy_choices,
+    strategy_table,
+    summary_html,
+)
+
+EVAL = {
+    "predictor": "persistence",
+    "pooled": {
+        "all": {
+            "one_step": {
+                "n": 2,
+                "live": {"acc_mape_pct": 5.0, "energy_mape_pct": 10.0, "score_mape_pct": 12.5},
+            }
+        },
+    },
+    "tables": {
+        "one_step": [
+            {
+                "dataset": "alpha",
+                "seed": 0,
+                "method": "base",
+                "intervention_epoch": 0,
+                "epoch": 3,
+                "acc": 0.5,
+                "energy": 100.0,
+                "acc_live": 0.55,
+                "energy_live": 110.0,
+                "acc_paper": 0.5,
+                "energy_paper": 100.0,
+            },
+            {
+                "dataset": "alpha",
+                "seed": 0,
+                "method": "base",
+                "intervention_epoch": 0,
+                "epoch": 4,
+                "acc": 0.8,
+                "energy": 200.0,
+                "acc_live": 0.8,
+                "energy_live": 180.0,
+                "acc_paper": 0.8,
+                "energy_paper": 200.0,
+            },
+        ]
+    },
+}
+
+
+def test_strategy_table_and_choices():
+    pj = make_paths_json(make_records())
+    t = strategy_table(pj).set_index("strategy")
+    assert t.loc["planner", "energy_saved_pct"] == 10.0
+    assert t.loc["planner", "regret"] == 15.0
+    assert t.loc["oracle", "violations"] == 4
+    ch = strategy_choices(pj)
+    assert len(ch) == 8  # 2 strategies x 2 datasets x 2 seeds
+    row = ch[(ch["strategy"] == "oracle") & (ch["dataset"] == "beta") & (ch["seed"] == 1)]
+    assert row["energy_j"].item() == 330.0
+    assert row["val_accuracy"].item() == pytest.approx(0.86)
+    # list form of the strategies is read too
+    listed = {"strategies": [{"name": k, **v} for k, v in pj["strategies"].items()]}
+    assert strategy_table(listed)["strategy"].tolist() == ["oracle", "planner"]
+    assert strategy_table(None).empty and strategy_choices(None).empty
+
+
+def test_mape_table_and_predictions_from_evaluation():
+    m = mape_table(EVAL)
+    assert m.to_dict("records") == [
+        {
+            "predictor": "persistence",
+            "acc_mape_pct": 5.0,
+            "energy_mape_pct": 10.0,
+            "score_mape_pct": 12.5,
+            "n": 2.0,
+        }
+    ]
+    assert mape_table({"x": EVAL})["predictor"].tolist() == ["persistence"]
+    p = predictions_from_evaluation([EVAL], study="toy")
+    assert list(p.columns) == list(PREDICTION_COLUMNS)
+    assert len(p) == 8  # 2 rows x 2 targets x 2 histories
+    live_acc = p[(p["history"] == "live") & (p["target"] == "val_accuracy")]
+    assert live_acc["predicted"].tolist() == [0.55, 0.8]
+    assert set(p["study"]) == {"toy"}
+    assert predictions_from_evaluation({"predictor": "p", "pooled": {}}).empty
+
+
+def test_summary_html_shows_ours_and_published():
+    pj = make_paths_json(make_records())
+    page = summary_html(strategy_table(pj), mape_table(EVAL))
+    assert page.startswith("<!DOCTYPE html>")
+    for text in (
+        "56.5",
+        "+2.38%",
+        "81.2",
+        "59.4",
+        "66.5",
+        "8.4",
+        "14.3",
+        "8.9",
+        "13.3",
+        "11.2",
+        "planner",
+        "persistence",
+        "-2.00 pts",
+    ):
+        assert text in page, text
+    assert page.count('class="ours"') == 3  # 2 strategies + 1 predictor of this run
+    empty = summary_html(strategy_table(None), mape_table(None))
+    assert "No paths JSON" in empty and "No evaluation JSON" in empty
+
+
+def test_load_json(tmp_path):
+    assert load_json(None) is None and load_json(tmp_path / "absent.json") is None
+    (tmp_path / "ok.json").write_text(json.dumps({"a": 1}))
+    assert load_json(tmp_path / "ok.json") == {"a": 1}
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match="bad.json"):
+        load_json(tmp_path / "bad.json")
+
+
+def test_build_study_report_writes_every_figure(tmp_path):
+    rec = make_records()
+    rep = build_study_report(
+        rec,
+        tmp_path / "toy",
+        stop_epochs=[2],
+        paths_json=make_paths_json(rec),
+        evaluation=EVAL,
+        datasets=["alpha", "beta"],
+    )
+    for kind in PER_DATASET:
+        assert sorted(p.name for p in (tmp_path / "toy" / kind).glob("*.png")) == [
+            "alpha.png",
+            "beta.png",
+        ]
+    for name in ("predictions.png", "summary.html", "index.html"):
+        assert (tmp_path / "toy" / name).is_file()
+    index = (tmp_path / "toy" / "index.html").read_text()
+    assert index.count("data:image/png;base64,") == 7  # 3 x 2 datasets + predictions
+    assert any("evaluation JSON" in n for n in rep.notes)
+
+
+def test_build_study_report_missing_dataset(tmp_path):
+    with pytest.raises(ValueError, match=r"\['gamma'\]"):
+        build_study_report(make_records(), tmp_path, datasets=["alpha", "gamma"])
+
+
+def test_build_without_predictions_writes_placeholder(tmp_path):
+    rec = make_records(datasets=("alpha",), seeds=(0,))
+    rep = build_study_report(rec, tmp_path, fallback_predictors=None)
+    assert (tmp_path / "predictions.png").is_file()
+    assert rep.datasets == ["alpha"]
+
+
+@pytest.mark.slow
+def test_fallback_one_step_predictions_lodo(tmp_path):
+    """Persistence predicts each epoch's accuracy as the previous epoch's, held out."""
+    from greenpath.records import build_trajectories
+    from greenpath.report.tables import one_step_predictions
+
+    rec = make_records()
+    traj = build_trajectories(rec, stop_epochs=[2])
+    skipped: list[str] = []
+    p = one_step_predictions(traj, ["persistence", "no_such"], skipped=skipped)
+    assert skipped and skipped[0].startswith("no_such")
+    acc = p[
+        (p["target"] == "val_accuracy")
+        & (p["method"] == "base")
+        & (p["dataset"] == "alpha")
+        & (p["seed"] == 0)
+    ].sort_values("epoch")
+    # trunk 0.6, 0.7, 0.8, 0.9: persistence predicts 0.6, 0.7, 0.8 for epochs 2..4
+    np.testing.assert_allclose(acc["predicted"], [0.6, 0.7, 0.8])
+    np.testing.assert_allclose(acc["actual"], [0.7, 0.8, 0.9])
+    assert set(p["history"]) == {"live"}
+    assert isinstance(p, pd.DataFrame)
