@@ -97,3 +97,19 @@ def test_config_hash_ignores_seeds_but_not_lr():
     assert config_hash(a) == config_hash(b)
     b["training"]["lr"] = 0.01
     assert config_hash(a) != config_hash(b)
+
+
+def test_energy_section_of_the_schema_matches_the_meter():
+    from greenpath.config import load_schema
+    from greenpath.energy import ENERGY_CONFIG_SCHEMA
+
+    energy = load_schema()["properties"]["energy"]
+    assert energy["properties"] == ENERGY_CONFIG_SCHEMA["properties"]
+    assert energy["additionalProperties"] is False
+
+
+def test_energy_typo_is_refused():
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["energy"] = {"cpu_tdp": 65}
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['cpu_tdp'\] under energy"):
+        check_config(cfg)
