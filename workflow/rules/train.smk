@@ -1,6 +1,6 @@
 rule init_model:
     input:
-        data=f"{RESULTS}/data/{{dataset}}.npz",
+        dataset=f"{RESULTS}/data/{{dataset}}.npz",
     output:
         checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e0.pt",
     log:
@@ -15,7 +15,7 @@ rule init_model:
 
 rule train_trunk:
     input:
-        data=f"{RESULTS}/data/{{dataset}}.npz",
+        dataset=f"{RESULTS}/data/{{dataset}}.npz",
         checkpoint=trunk_start_checkpoint,
     output:
         checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e{{end}}.pt",
@@ -34,7 +34,7 @@ rule train_trunk:
 
 rule train_branch:
     input:
-        data=f"{RESULTS}/data/{{dataset}}.npz",
+        dataset=f"{RESULTS}/data/{{dataset}}.npz",
         checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e{{k}}.pt",
     output:
         records=f"{RESULTS}/records/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.parquet",

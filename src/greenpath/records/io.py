@@ -130,7 +130,8 @@ def write_records(
         rows: rows to write (see :func:`to_table`); may be empty.
         path: target ``.parquet`` file; parent directories are created.
         metadata: extra key/value strings stored in the Parquet file metadata under
-            ``greenpath.<key>`` (e.g. meter configuration, config hash).
+            ``greenpath.<key>`` (keys already starting with ``greenpath.`` are kept as
+            they are), e.g. the meter configuration.
 
     Returns:
         The path written.
@@ -142,7 +143,8 @@ def write_records(
     table = to_table(rows, schema)
     meta = dict(table.schema.metadata or {})
     for key, value in (metadata or {}).items():
-        meta[f"greenpath.{key}".encode()] = str(value).encode()
+        name = key if key.startswith("greenpath.") else f"greenpath.{key}"
+        meta[name.encode()] = str(value).encode()
     table = table.replace_schema_metadata(meta)
     try:
         with atomic_path(path) as tmp:
