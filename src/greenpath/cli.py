@@ -1,0 +1,200 @@
+"""The ``greenpath`` command line.
+
+Subcommands (each a handler in :data:`COMMANDS`; add more by registering a parser
+builder and a handler there):
+
+- ``import-eatit --src DIR --out FILE.parquet [--energy nvidia|codecarbon]``
+- ``fit --records FILE... --predictor NAME --out MODEL.json``
+- ``evaluate --model MODEL.json --records FILE... --out EVAL.json``
+- ``evaluate --lodo --predictor NAME --records FILE... --out EVAL.json``
+- ``paths --model MODEL.json --records FILE... --objective constrained|score|weighted
+  --tolerance 0.01 [--lam X] --out PATHS.json`` (calls ``greenpath.paths.run_paths``)
+
+Records are record-schema Parquet files; trajectories are built here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("greenpath")
+
+
+def _write_json(obj: Any, out: Path) -> None:
+    from greenpath.records.io import atomic_path
+
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, allow_nan=False))
+
+
+def _trajectories(files: Sequence[Path]):
+    from greenpath.records import build_trajectories, read_records
+
+    return build_trajectories(read_records(list(files)))
+
+
+def _params(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        val = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--params must be a JSON object, got {text!r}: {exc}") from exc
+    if not isinstance(val, dict):
+        raise SystemExit(f"--params must be a JSON object, got {text!r}")
+    return val
+
+
+# ----------------------------------------------------------------------- handlers
+def cmd_import_eatit(a: argparse.Namespace) -> int:
+    from greenpath.modeling.eatit import flag_chance_level, import_eatit
+    from greenpath.records import write_records
+
+    rows = import_eatit(a.src, energy=a.energy)
+    flagged = sorted(flag_chance_level(rows))
+    write_records(
+        rows,
+        a.out,
+        metadata={"source": "eatit", "energy": a.energy, "chance_level": ",".join(flagged)},
+    )
+    print(f"wrote {len(rows)} rows to {a.out} (chance-level datasets: {flagged or 'none'})")
+    return 0
+
+
+def cmd_fit(a: argparse.Namespace) -> int:
+    from greenpath.modeling.base import get_predictor
+    from greenpath.modeling.io import save
+
+    model = get_predictor(a.predictor, **_params(a.params)).fit(_trajectories(a.records))
+    save(model, a.out)
+    print(f"fitted {a.predictor} on {len(model.trained_datasets)} datasets -> {a.out}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from greenpath.modeling.evaluate import evaluate_lodo, evaluate_model
+
+    traj = _trajectories(a.records)
+    if a.lodo:
+        if not a.predictor:
+            raise SystemExit("evaluate --lodo needs --predictor NAME")
+        res = evaluate_lodo(traj, a.predictor, _params(a.params))
+    else:
+        if not a.model:
+            raise SystemExit("evaluate needs --model MODEL.json, or --lodo --predictor NAME")
+        from greenpath.modeling.io import load
+
+        res = evaluate_model(load(a.model), traj)
+    _write_json(res, a.out)
+    pooled = res["pooled"]["all"]["one_step"]
+    if pooled.get("n"):
+        p = pooled["paper"]
+        print(
+            f"one-step MAPE: accuracy {p['acc_mape_pct']:.2f}%, energy "
+            f"{p['energy_mape_pct']:.2f}%, score {p['score_mape_pct']:.2f}% -> {a.out}"
+        )
+    return 0
+
+
+def cmd_paths(a: argparse.Namespace) -> int:
+    try:
+        from greenpath.paths import run_paths  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise SystemExit(f"greenpath.paths.run_paths is not available: {exc}") from exc
+    res = run_paths(
+        model_path=Path(a.model),
+        records=[Path(r) for r in a.records],
+        objective=a.objective,
+        tolerance=a.tolerance,
+        lam=a.lam,
+        out=Path(a.out),
+    )
+    print(f"paths ({a.objective}) -> {a.out}")
+    return 0 if res is not None else 1
+
+
+# ------------------------------------------------------------------------ parsers
+def _p_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--src", type=Path, required=True, help="folder with EAT-IT CSV files")
+    p.add_argument("--out", type=Path, required=True, help="records Parquet file to write")
+    p.add_argument("--energy", choices=["nvidia", "codecarbon"], default="nvidia")
+
+
+def _p_fit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--records", type=Path, nargs="+", required=True)
+    p.add_argument(
+        "--predictor", required=True, help="paper, persistence, carbontracker, greenpath, ..."
+    )
+    p.add_argument("--params", help="predictor parameters as a JSON object")
+    p.add_argument("--out", type=Path, required=True, help="model JSON to write")
+
+
+def _p_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, help="model JSON from `greenpath fit`")
+    p.add_argument("--records", type=Path, nargs="+", required=True)
+    p.add_argument("--lodo", action="store_true", help="leave-one-dataset-out refits")
+    p.add_argument("--predictor", help="predictor name (with --lodo)")
+    p.add_argument("--params", help="predictor parameters as a JSON object (with --lodo)")
+    p.add_argument("--out", type=Path, required=True, help="evaluation JSON to write")
+
+
+def _p_paths(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--records", type=Path, nargs="+", required=True)
+    p.add_argument(
+        "--objective", choices=["constrained", "score", "weighted"], default="constrained"
+    )
+    p.add_argument("--tolerance", type=float, default=0.01, help="accuracy tolerance (fraction)")
+    p.add_argument(
+        "--lam", type=float, default=None, help="lambda of the weighted objective (per kWh)"
+    )
+    p.add_argument("--out", type=Path, required=True)
+
+
+#: subcommand -> (parser builder, handler, help)
+COMMANDS: dict[
+    str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
+] = {
+    "import-eatit": (_p_import, cmd_import_eatit, "import the paper's EAT-IT CSV files"),
+    "fit": (_p_fit, cmd_fit, "fit a predictor on records and save it as JSON"),
+    "evaluate": (_p_evaluate, cmd_evaluate, "evaluate a model (or leave-one-dataset-out)"),
+    "paths": (_p_paths, cmd_paths, "choose training paths with a fitted model"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser with every subcommand of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="greenpath", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (build, handler, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        build(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``greenpath`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from greenpath.records import RecordsError
+
+    try:
+        return int(args.handler(args))
+    except (ValueError, FileNotFoundError, RuntimeError, RecordsError) as exc:
+        print(f"greenpath {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,496 @@
+"""greenpath's own predictor: direct multi-horizon accuracy model + robust energy level.
+
+Registry names: ``greenpath`` (= ``acc_model="shift", min_origin=10``, the best on EAT-IT),
+``greenpath_shift``, ``greenpath_lgbm``, ``greenpath_ols``.
+
+Accuracy (``acc_model="shift"``: the median training change of the log-odds per
+(method, switch, horizon bucket) -- a low-variance model that on 8 training datasets beats
+the richer ones; ``"lgbm"``, LightGBM on every feature below; ``"ols"``, statsmodels OLS
+on a low-capacity design). From an origin
+epoch t (the last epoch of the history) and a horizon h >= 1 with the future epochs all
+under method m, the model predicts the change of the validation log-odds from the recent
+level ``L = mean(logit(acc_{t-2..t}))``::
+
+    logit(acc_{t+h}) = L + f(h, m, switch, epochs since intervention, slope, last - L,
+                             L - logit(1/num_classes), train-val gap, loss trend,
+                             log num_classes, log train_size, image_size, t)
+
+A *direct* model (one fit over every origin and horizon of the training paths) avoids
+compounding one-step errors over 40 epochs, which is what the paper's iterated AR does.
+Uncertainty: the training residual standard deviation per horizon bucket (log-odds),
+mapped to accuracy with the delta method (x p(1-p)).
+
+Energy. Per-epoch energy is flat within a method on a given setup once the first epoch's
+overhead (graph build, cuDNN autotuning, cache warm-up) is past, so the next epoch's
+energy is a robust recent level: the median of the last ``n_level`` (default 5) *steady*
+epochs of the current method (the first epoch of each segment excluded). Changing method
+multiplies the level by a learned ratio ``ratio[m] / ratio[current]`` and the first epoch
+after a change by a learned switch overhead; the very first epoch of a run by a learned
+epoch-1 overhead. Ratios and overheads are medians over the training paths; the cold
+level (no history) is an OLS fit ``log level ~ log train_size + log val_size``
+(statsmodels). Uncertainty: the training spread of log(energy / level).
+
+Short histories (failure case F1): features needing more epochs than available use the
+epochs there are (slope over ``min(t, 6)`` epochs, level over ``min(t, 3)``), logged; an
+empty history uses the cold-start rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from greenpath.modeling.base import (
+    FORECAST_METHODS,
+    PathForecast,
+    Predictor,
+    check_method,
+    energy_column,
+    expit,
+    info_from,
+    logit,
+    register,
+    row_methods,
+    sorted_history,
+    training_paths,
+)
+
+log = logging.getLogger(__name__)
+
+FEATURES: list[str] = [
+    "h",
+    "log_h",
+    "method",
+    "switch",
+    "since_int",
+    "slope",
+    "last_minus_level",
+    "level_minus_chance",
+    "gap",
+    "loss_trend",
+    "log_classes",
+    "log_train",
+    "t",
+]
+_M = {m: i for i, m in enumerate(FORECAST_METHODS)}
+_H_BUCKETS = [1, 2, 3, 5, 8, 13, 21, 34, 1000]
+
+LGBM_PARAMS: dict[str, Any] = {
+    "objective": "huber",
+    "alpha": 0.5,
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_data_in_leaf": 200,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 10.0,
+    "seed": 0,
+    "deterministic": True,
+    "num_threads": 1,
+    "verbose": -1,
+}
+
+
+# ---------------------------------------------------------------------------- features
+def _origin_state(v: np.ndarray, tr: np.ndarray, vl: np.ndarray, rm: np.ndarray) -> dict:
+    """History summaries at the origin (arrays of the path's epochs 1..t, t >= 1)."""
+    t = len(v)
+    lv = logit(v)
+    n_lvl = min(3, t)
+    level = float(np.mean(lv[-n_lvl:]))
+    w = min(6, t)
+    slope = float(np.polyfit(np.arange(w), lv[-w:], 1)[0]) if w >= 2 else 0.0
+    lt = logit(tr[-1]) if np.isfinite(tr[-1]) else lv[-1]
+    if w >= 2 and np.all(np.isfinite(vl[-w:])):
+        loss_trend = float(np.polyfit(np.arange(w), vl[-w:], 1)[0])
+    else:
+        loss_trend = 0.0
+    run = 1
+    while run < t and rm[-run - 1] == rm[-1]:
+        run += 1
+    return {
+        "t": t,
+        "level": level,
+        "slope": slope,
+        "last_minus_level": float(lv[-1] - level),
+        "gap": float(lt - lv[-1]),
+        "loss_trend": loss_trend,
+        "last_method": str(rm[-1]),
+        "run": run,
+    }
+
+
+def _target_features(state: dict, info: dict, m: str, hs: np.ndarray) -> pd.DataFrame:
+    nc = info.get("num_classes")
+    chance = float(logit(1.0 / nc)) if nc else np.nan
+    switch = float(m != state["last_method"])
+    since = hs if switch else state["run"] + hs
+    n = len(hs)
+    return pd.DataFrame(
+        {
+            "h": hs.astype(float),
+            "log_h": np.log(hs.astype(float)),
+            "method": np.full(n, _M[m], dtype=float),
+            "switch": np.full(n, switch),
+            "since_int": since.astype(float),
+            "slope": np.full(n, state["slope"]),
+            "last_minus_level": np.full(n, state["last_minus_level"]),
+            "level_minus_chance": np.full(n, state["level"] - chance),
+            "gap": np.full(n, state["gap"]),
+            "loss_trend": np.full(n, state["loss_trend"]),
+            "log_classes": np.full(n, np.log(nc) if nc else np.nan),
+            "log_train": np.full(
+                n, np.log(info["train_size"]) if info.get("train_size") else np.nan
+            ),
+            "t": np.full(n, float(state["t"])),
+        }
+    )
+
+
+def _arrays(h: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def col(c: str) -> np.ndarray:
+        return h[c].to_numpy(float) if c in h.columns else np.full(len(h), np.nan)
+
+    return col("val_accuracy"), col("train_accuracy"), col("val_loss"), row_methods(h)
+
+
+def _ols_design(x: pd.DataFrame) -> np.ndarray:
+    lh = x["log_h"].to_numpy()
+    sw = x["switch"].to_numpy()
+    fr = (x["method"].to_numpy() == _M["freeze"]).astype(float)
+    qu = (x["method"].to_numpy() == _M["quant"]).astype(float)
+    # deliberately low capacity: a curve in log h per method and a jump at a switch
+    cols = [
+        np.ones(len(x)),
+        lh,
+        fr * sw,
+        qu * sw,
+        fr * lh,
+        qu * lh,
+        x["last_minus_level"].to_numpy(),
+        lh / x["t"].to_numpy(),
+    ]
+    return np.column_stack(cols)
+
+
+def _shift_keys(x: pd.DataFrame) -> np.ndarray:
+    """Keys ``method|switch|horizon-bucket`` of the ``shift`` accuracy model."""
+    hb = np.searchsorted(_H_BUCKETS, x["h"].to_numpy(), side="left")
+    m = x["method"].to_numpy().astype(int)
+    sw = x["switch"].to_numpy().astype(int)
+    return np.array([f"{a}|{b}|{c}" for a, b, c in zip(m, sw, hb, strict=True)])
+
+
+# ----------------------------------------------------------------------------- energy
+def _segments(rm: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index ranges of runs of equal methods."""
+    segs, s = [], 0
+    for i in range(1, len(rm) + 1):
+        if i == len(rm) or rm[i] != rm[s]:
+            segs.append((s, i))
+            s = i
+    return segs
+
+
+@register("greenpath", {"acc_model": "shift", "min_origin": 10})
+@register("greenpath_lgbm", {"acc_model": "lgbm"})
+@register("greenpath_ols", {"acc_model": "ols"})
+@register("greenpath_shift", {"acc_model": "shift"})
+class GreenpathPredictor(Predictor):
+    """greenpath's predictor (see the module docstring).
+
+    Params:
+        acc_model: ``"lgbm"`` (LightGBM, default) or ``"ols"`` (statsmodels OLS).
+        n_level: number of recent steady epochs in the energy level (default 5).
+        num_boost_round: LightGBM rounds (default 300).
+        min_origin: smallest history length used as a training origin (default 5; the
+            first epochs' steep rise says little about decisions at epoch >= 10).
+    """
+
+    name = "greenpath"
+
+    def __init__(
+        self,
+        acc_model: str = "lgbm",
+        n_level: int = 5,
+        num_boost_round: int = 300,
+        min_origin: int = 5,
+        **params: Any,
+    ) -> None:
+        if acc_model not in ("lgbm", "ols", "shift"):
+            raise ValueError(f"acc_model={acc_model!r}: choose 'lgbm', 'ols' or 'shift'")
+        super().__init__(
+            acc_model=acc_model,
+            n_level=n_level,
+            num_boost_round=num_boost_round,
+            min_origin=min_origin,
+            **params,
+        )
+        self.min_origin = int(min_origin)
+        self.acc_model, self.n_level, self.num_boost_round = (
+            acc_model,
+            int(n_level),
+            int(num_boost_round),
+        )
+
+    # ------------------------------------------------------------------ fitting
+    def _samples(self, t: pd.DataFrame) -> pd.DataFrame:
+        rows = []
+        for (_g, m, k), p in t.groupby(["group", "method", "intervention_epoch"], sort=False):
+            p = p.sort_values("epoch")
+            v, tr, vl, rm = _arrays(p)
+            info = info_from(p, None)
+            lv = logit(v)
+            n = len(v)
+            start = max(int(k), self.min_origin, 1)
+            for o in range(start, n):
+                state = _origin_state(v[:o], tr[:o], vl[:o], rm[:o])
+                hs = np.arange(1, n - o + 1)
+                x = _target_features(state, info, str(m), hs)
+                x["y"] = lv[o:] - state["level"]
+                rows.append(x)
+        return pd.concat(rows, ignore_index=True)
+
+    def _fit_energy(self, t: pd.DataFrame) -> None:
+        ecol = energy_column(t)
+        n_lv = self.n_level
+        ratios: dict[str, list[float]] = {m: [] for m in FORECAST_METHODS}
+        sw: dict[str, list[float]] = {m: [] for m in FORECAST_METHODS}
+        ep1: dict[str, list[float]] = {m: [] for m in FORECAST_METHODS}
+        resid: list[float] = []
+        cold_rows = []
+        for _g, tree in t.groupby("group"):
+            trunk = tree[tree["method"] == "base"].sort_values("epoch")
+            te = trunk[ecol].to_numpy(float)
+            if len(te) < 3:
+                continue
+            steady_base = float(np.median(te[1:]))
+            info = info_from(trunk, None)
+            cold_rows.append((info.get("train_size"), info.get("val_size"), steady_base))
+            ep1["base"].append(te[0] / steady_base)
+            resid.extend(np.log(te[1:] / steady_base))
+            for (m, k), br in tree[tree["method"] != "base"].groupby(
+                ["method", "intervention_epoch"]
+            ):
+                be = br[br["epoch"] > k].sort_values("epoch")[ecol].to_numpy(float)
+                if len(be) < 2:
+                    continue
+                steady = float(np.median(be[1:]))
+                resid.extend(np.log(be[1:] / steady))
+                if k == 0:
+                    ep1[m].append(be[0] / steady)
+                    ratios[m].append(steady / float(np.median(te[1 : 1 + n_lv])))
+                else:
+                    ref = te[max(1, k - n_lv) : k]
+                    ratios[m].append(steady / float(np.median(ref)))
+                    sw[m].append(be[0] / steady)
+        self.ratio = {m: float(np.median(v)) if v else 1.0 for m, v in ratios.items()}
+        self.ratio["base"] = 1.0
+        self.switch_overhead = {m: float(np.median(v)) if v else 1.0 for m, v in sw.items()}
+        self.epoch1_overhead = {
+            m: float(np.median(v)) if v else (float(np.median(ep1["base"])) if ep1["base"] else 1.0)
+            for m, v in ep1.items()
+        }
+        r = np.asarray(resid)
+        self.energy_rel_std = float(1.4826 * np.median(np.abs(r - np.median(r)))) if len(r) else 0.1
+        sw_all = np.log(np.concatenate([np.asarray(v) for v in sw.values() if v] or [np.ones(1)]))
+        self.switch_rel_std = float(np.std(sw_all)) if len(sw_all) > 1 else 0.5
+        c = pd.DataFrame(cold_rows, columns=["train", "val", "level"]).dropna()
+        if len(c) >= 3:
+            logs = np.log(c[["train", "val"]].astype(float))
+            varying = [col for col in logs.columns if logs[col].std() > 1e-12]  # constant: no info
+            x = sm.add_constant(logs[varying], has_constant="add")
+            res = sm.OLS(np.log(c["level"].astype(float)), x).fit()
+            coef = [float(res.params["const"])] + [
+                float(res.params[col]) if col in varying else 0.0 for col in ("train", "val")
+            ]
+            self.cold = {"coef": coef, "sigma": float(np.sqrt(res.scale))}
+        else:
+            lv = np.log([row[2] for row in cold_rows]) if cold_rows else np.zeros(1)
+            self.cold = {"coef": [float(np.mean(lv)), 0.0, 0.0], "sigma": float(np.std(lv)) or 1.0}
+
+    def fit(self, trajectories: pd.DataFrame) -> GreenpathPredictor:
+        t = training_paths(trajectories)
+        self.trained_datasets = sorted(t["dataset"].astype(str).unique())
+        self._fit_energy(t)
+        s = self._samples(t)
+        x, y = s[FEATURES], s["y"].to_numpy(float)
+        if self.acc_model == "lgbm":
+            ds = lgb.Dataset(x, y, categorical_feature=["method"], free_raw_data=False)
+            self.booster = lgb.train(LGBM_PARAMS, ds, num_boost_round=self.num_boost_round)
+            fitted = self.booster.predict(x)
+        elif self.acc_model == "ols":
+            d = _ols_design(x)
+            self.ols_params = sm.OLS(y, d).fit().params.astype(float)
+            fitted = d @ self.ols_params
+        else:
+            # robust level shift: median log-odds change per (method, switch, horizon bucket)
+            key = _shift_keys(x)
+            self.shift_table = {k: float(np.median(y[key == k])) for k in np.unique(key)}
+            fitted = self._predict_delta(x)
+        res = y - fitted
+        hb = np.searchsorted(_H_BUCKETS, s["h"].to_numpy(), side="left")
+        self.resid_std = [
+            float(np.std(res[hb == i])) if np.any(hb == i) else float(np.std(res))
+            for i in range(len(_H_BUCKETS))
+        ]
+        # cold start accuracy: training mean log-odds curve of each k = 0 path
+        k0 = t[t["intervention_epoch"] == 0]
+        curve = (
+            k0.assign(lo=logit(k0["val_accuracy"].to_numpy(float)))
+            .groupby(["method", "epoch"])["lo"]
+            .mean()
+        )
+        self.cold_curve = {
+            m: {int(e): float(v) for e, v in curve[m].items()}
+            for m in curve.index.get_level_values(0).unique()
+        }
+        self.fitted = True
+        return self
+
+    # --------------------------------------------------------------- state IO
+    def _state(self) -> dict[str, Any]:
+        st: dict[str, Any] = {
+            "ratio": self.ratio,
+            "switch_overhead": self.switch_overhead,
+            "epoch1_overhead": self.epoch1_overhead,
+            "energy_rel_std": self.energy_rel_std,
+            "switch_rel_std": self.switch_rel_std,
+            "cold": self.cold,
+            "resid_std": self.resid_std,
+            "cold_curve": {
+                m: {str(e): v for e, v in c.items()} for m, c in self.cold_curve.items()
+            },
+        }
+        if self.acc_model == "lgbm":
+            st["lgbm_model"] = self.booster.model_to_string()
+        elif self.acc_model == "shift":
+            st["shift_table"] = self.shift_table
+        else:
+            st["ols_params"] = [float(v) for v in self.ols_params]
+        return st
+
+    def _load_state(self, state: Mapping[str, Any]) -> None:
+        self.ratio = dict(state["ratio"])
+        self.switch_overhead = dict(state["switch_overhead"])
+        self.epoch1_overhead = dict(state["epoch1_overhead"])
+        self.energy_rel_std = float(state["energy_rel_std"])
+        self.switch_rel_std = float(state["switch_rel_std"])
+        self.cold = dict(state["cold"])
+        self.resid_std = [float(v) for v in state["resid_std"]]
+        self.cold_curve = {
+            m: {int(e): float(v) for e, v in c.items()} for m, c in state["cold_curve"].items()
+        }
+        if self.acc_model == "lgbm":
+            self.booster = lgb.Booster(model_str=state["lgbm_model"])
+        elif self.acc_model == "shift":
+            self.shift_table = {str(k): float(v) for k, v in state["shift_table"].items()}
+        else:
+            self.ols_params = np.asarray(state["ols_params"], dtype=float)
+
+    # --------------------------------------------------------------- prediction
+    def _predict_delta(self, x: pd.DataFrame) -> np.ndarray:
+        if self.acc_model == "lgbm":
+            return np.asarray(self.booster.predict(x[FEATURES]), dtype=float)
+        if self.acc_model == "shift":
+            return np.array([self.shift_table.get(k, 0.0) for k in _shift_keys(x)])
+        return _ols_design(x) @ self.ols_params
+
+    def _acc_path(self, hist: pd.DataFrame, m: str, hs: np.ndarray, info: dict):
+        """(acc, std) arrays for horizons ``hs`` after the last history epoch."""
+        if len(hist) == 0:
+            curve = self.cold_curve.get(m) or self.cold_curve["base"]
+            last = curve[max(curve)]
+            lo = np.array([curve.get(int(h), last) for h in hs])
+            p = expit(lo)
+            return p, p * (1 - p) * 2 * self.resid_std[-1]
+        v, tr, vl, rm = _arrays(hist)
+        if len(v) < 6:
+            log.info("greenpath: %d-epoch history; level/slope over the epochs there are", len(v))
+        state = _origin_state(v, tr, vl, rm)
+        x = _target_features(state, info, m, hs)
+        lo = state["level"] + self._predict_delta(x)
+        p = expit(lo)
+        sd = np.array([self.resid_std[i] for i in np.searchsorted(_H_BUCKETS, hs, side="left")])
+        return p, p * (1 - p) * sd
+
+    def _cold_level(self, info: dict) -> float:
+        c = self.cold["coef"]
+        tr, va = info.get("train_size"), info.get("val_size")
+        if tr and va:
+            return float(np.exp(c[0] + c[1] * np.log(tr) + c[2] * np.log(va)))
+        return float(np.exp(c[0]))
+
+    def _energy_state(self, hist: pd.DataFrame) -> tuple[float, str]:
+        """(steady level of the current method in J, current method) from a history."""
+        e = hist[energy_column(hist)].to_numpy(float)
+        rm = row_methods(hist)
+        s, end = _segments(rm)[-1]
+        cur = str(rm[-1])
+        steady = e[s + 1 : end]
+        if len(steady):
+            return float(np.median(steady[-self.n_level :])), cur
+        # only the segment's first (overhead) epoch is known
+        if s == 0:
+            return float(e[s] / self.epoch1_overhead[cur]), cur
+        return float(e[s] / self.switch_overhead[cur]), cur
+
+    def _energy_path(self, hist: pd.DataFrame, m: str, n: int, info: dict):
+        if len(hist) == 0:
+            level = self._cold_level(info) * self.ratio[m]
+            e = np.full(n, level)
+            e[0] *= self.epoch1_overhead[m]
+            sd = np.full(n, level * max(self.cold["sigma"], self.energy_rel_std))
+            return e, sd
+        level, cur = self._energy_state(hist)
+        if m != cur:
+            level = level * self.ratio[m] / self.ratio[cur]
+            e = np.full(n, level)
+            e[0] *= self.switch_overhead[m]
+            sd = np.full(n, level * self.energy_rel_std)
+            sd[0] = e[0] * self.switch_rel_std
+            return e, sd
+        return np.full(n, level), np.full(n, level * self.energy_rel_std)
+
+    def predict_one_step(
+        self,
+        path_history: pd.DataFrame,
+        method: str,
+        *,
+        dataset_info: Mapping | None = None,
+    ) -> tuple[float, float]:
+        self._require_fitted()
+        check_method(method)
+        hist = sorted_history(path_history)
+        info = info_from(hist, dataset_info)
+        acc, _ = self._acc_path(hist, method, np.array([1]), info)
+        e, _ = self._energy_path(hist, method, 1, info)
+        return float(acc[0]), float(e[0])
+
+    def forecast(
+        self,
+        history: pd.DataFrame,
+        method: str,
+        intervention_epoch: int,
+        last_epoch: int,
+        *,
+        dataset_info: Mapping | None = None,
+    ) -> PathForecast:
+        self._require_fitted()
+        check_method(method)
+        k, n = int(intervention_epoch), int(last_epoch)
+        if n <= k:
+            raise ValueError(f"last_epoch={n} must exceed intervention_epoch={k}")
+        hist = sorted_history(history, upto=k if k > 0 else None)
+        info = info_from(hist, dataset_info)
+        hs = np.arange(1, n - k + 1)
+        acc, acc_sd = self._acc_path(hist, method, hs, info)
+        e, e_sd = self._energy_path(hist, method, len(hs), info)
+        return PathForecast(np.arange(k + 1, n + 1), acc, acc_sd, e, e_sd)

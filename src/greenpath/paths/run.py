@@ -1,0 +1,296 @@
+"""Run every path strategy on measured records and write the figures as JSON.
+
+Called by the ``greenpath paths`` command (``greenpath.cli``) and the Snakemake rule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from greenpath.paths import strategies as S
+from greenpath.paths.objectives import DEFAULT_TOLERANCE, get_objective
+from greenpath.paths.paper import paper_method
+from greenpath.paths.planner import Margin, PredictorLike, margin_grid, planner_lodo
+from greenpath.paths.report import outcome_table, summarize
+from greenpath.paths.tree import Tree, build_trees
+from greenpath.records import atomic_path, build_trajectories, read_records
+
+log = logging.getLogger(__name__)
+
+#: Patience values of the early-stopping baselines (issue 4).
+PATIENCES: tuple[int, ...] = (3, 5)
+
+#: Fallback chance-level factor when ``greenpath.modeling.eatit`` is not importable.
+CHANCE_FACTOR_FALLBACK: float = 5.0
+
+
+def flag_chance_level(records: pd.DataFrame) -> set[str]:
+    """Datasets whose validation accuracy never leaves chance level.
+
+    Uses ``greenpath.modeling.eatit.flag_chance_level`` (``max val_accuracy < 5 /
+    num_classes``, which flags EAT-IT's aircraft: best 0.026 with 100 classes). The rule
+    ``2 / num_classes`` would not flag it (0.026 > 0.02).
+    """
+    try:
+        from greenpath.modeling.eatit import flag_chance_level as _flag
+    except ImportError:  # pragma: no cover - modeling is part of the package
+        _flag = None
+    if _flag is not None:
+        return set(_flag(records))
+    flagged = set()
+    for name, g in records.groupby("dataset"):
+        nc = pd.to_numeric(g["num_classes"], errors="coerce").dropna()
+        if len(nc) and nc.iloc[0] > 0:
+            if g["val_accuracy"].max() < CHANCE_FACTOR_FALLBACK / nc.iloc[0]:
+                flagged.add(str(name))
+    return flagged
+
+
+def load_predictor(model_path: Path) -> Any:
+    """Load a fitted predictor from its JSON file (``greenpath.modeling.io``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a predictor JSON.
+    """
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"model file not found: {model_path}; run 'greenpath fit' first")
+    try:
+        from greenpath.modeling import io as model_io
+    except ImportError:  # pragma: no cover - modeling is part of the package
+        model_io = None
+    load = getattr(model_io, "load_model", None) or getattr(model_io, "load", None)
+    if load is not None:
+        return load(model_path)
+    from greenpath.modeling.base import predictor_class
+
+    d = json.loads(model_path.read_text())
+    if not isinstance(d, dict) or "name" not in d:
+        raise ValueError(f"{model_path} is not a predictor JSON (no 'name')")
+    return predictor_class(d["name"]).from_json(d)
+
+
+def lodo_predictors(
+    model: Any, records: pd.DataFrame, datasets: Sequence[str], refit: str = "auto"
+) -> tuple[Callable[[str], PredictorLike], str]:
+    """``dataset -> predictor`` for the planner, and how it was obtained.
+
+    Args:
+        model: the loaded predictor.
+        records: all records (the refit uses the other datasets' paths).
+        datasets: the evaluated datasets.
+        refit: ``auto`` (refit leave-one-dataset-out when the model was trained on any
+            evaluated dataset, else use it as loaded), ``always`` or ``never``.
+    """
+    if refit not in ("auto", "always", "never"):
+        raise ValueError(f"refit={refit!r}: use 'auto', 'always' or 'never'")
+    trained = set(getattr(model, "trained_datasets", []) or [])
+    overlap = bool(trained & set(datasets))
+    if refit == "never" or (refit == "auto" and not overlap and trained):
+        return (lambda _ds: model), "as loaded (trained on other datasets)"
+    if refit == "auto" and not trained:
+        log.warning("model lists no trained datasets; refitting leave-one-dataset-out")
+    cache: dict[str, PredictorLike] = {}
+    ok = records[records["status"].fillna("ok") == "ok"] if "status" in records else records
+
+    def get(ds: str) -> PredictorLike:
+        if ds not in cache:
+            train = ok[ok["dataset"] != ds]
+            fresh = type(model)(**dict(getattr(model, "params", {}) or {}))
+            cache[ds] = fresh.fit(build_trajectories(train))
+        return cache[ds]
+
+    return get, "refitted leave-one-dataset-out (same class and parameters as the model)"
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    return obj
+
+
+def write_json_atomic(data: Mapping[str, Any], out: Path) -> Path:
+    """Write ``data`` as JSON to ``out`` via a temporary file and ``os.replace``."""
+    with atomic_path(out, suffix=".json.tmp") as tmp:
+        tmp.write_text(json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
+    return Path(out)
+
+
+def run_strategies(
+    trees: Sequence[Tree],
+    objective_name: str = "constrained",
+    tolerance: float = DEFAULT_TOLERANCE,
+    lam: float | None = None,
+    *,
+    predictor_for: Callable[[str], PredictorLike] | None = None,
+    flagged: set[str] | None = None,
+    fixed_stops: Sequence[int] | None = None,
+    grid: Sequence[Margin] | None = None,
+) -> dict[str, Any]:
+    """Every strategy on ``trees``; returns the figures (see ``docs/paths.md``).
+
+    Args:
+        trees: measured trees (:func:`~greenpath.paths.tree.build_trees`).
+        objective_name, tolerance, lam: the objective (see :mod:`greenpath.paths.objectives`).
+        predictor_for: ``dataset -> predictor`` for the planner; ``None`` skips it.
+        flagged: chance-level datasets, reported separately.
+        fixed_stops: stop epochs of the fixed-stop baselines (default: the decision epochs
+            >= 1 of the first tree).
+        grid: safety margins for the planner's calibration.
+    """
+    obj = get_objective(objective_name, tolerance, lam)
+    flagged = set(flagged or ())
+    oracles = {t.key: S.oracle(t, obj) for t in trees}
+    strategies: dict[str, tuple[str, Mapping]] = {}
+    strategies["oracle"] = ("best candidate path of the measured tree (hindsight)", oracles)
+    strategies["full_trunk"] = (
+        "the reference: trunk to the last epoch",
+        {t.key: S.full_trunk(t) for t in trees},
+    )
+    extra: dict[str, Any] = {}
+    if len({t.dataset for t in trees}) >= 2:
+        strategies["paper"] = (
+            "the paper's savings simulation (analysis_rq2.Rmd 'Energy savings'), "
+            "leave-one-dataset-out",
+            paper_method(trees),
+        )
+    else:
+        extra["paper_skipped"] = "needs >= 2 datasets (leave-one-dataset-out fit)"
+    if predictor_for is not None:
+        choices, details = planner_lodo(trees, predictor_for, obj, grid)
+        strategies["planner"] = (
+            "greenpath planner: forecast every option at each decision epoch, safety "
+            "margin calibrated leave-one-dataset-out",
+            choices,
+        )
+        extra["planner_margins"] = details
+    for p in PATIENCES:
+        strategies[f"patience_{p}"] = (
+            f"early stopping on the trunk, patience {p}, restore best (reported accuracy "
+            "is the best epoch's)",
+            {t.key: S.patience_stopping(t, p, restore_best=True) for t in trees},
+        )
+        strategies[f"patience_{p}_last"] = (
+            f"early stopping on the trunk, patience {p}, no restore (reported accuracy is "
+            "the stop epoch's)",
+            {t.key: S.patience_stopping(t, p, restore_best=False) for t in trees},
+        )
+    if fixed_stops is None:
+        fixed_stops = [d for d in trees[0].decision_epochs if 1 <= d < trees[0].last_epoch]
+    for k in fixed_stops:
+        strategies[f"stop_{k}"] = (
+            f"stop the trunk after epoch {k}",
+            {t.key: S.fixed_stop(t, k) for t in trees},
+        )
+    result: dict[str, Any] = {"strategies": {}}
+    for name, (desc, choices) in strategies.items():
+        table = outcome_table(trees, choices, obj, oracles, flagged)
+        summary = summarize(table)
+        result["strategies"][name] = {"description": desc, **summary}
+    result["objective"] = obj.describe()
+    result["flagged_datasets"] = sorted(flagged)
+    result["n_trees"] = len(trees)
+    result["decision_epochs"] = sorted({d for t in trees for d in t.decision_epochs})
+    result["pooling"] = {
+        "energy_saved_pct_mean": "mean over trees of (1 - E_path / E_full_trunk) x 100",
+        "energy_saved_pct_ratio": "(1 - sum E_path / sum E_full_trunk) x 100",
+        "accuracy_change_pts_mean": "mean over trees of (acc_path - acc_full_trunk) x 100",
+        "violations": "trees with acc_path < acc_full_trunk - tolerance",
+        "regret_mean": "mean regret vs the oracle (unit in objective.regret_unit)",
+    }
+    result["objective"]["regret_unit"] = {
+        "constrained": "percentage points of the full trunk's energy",
+        "score": "% of the oracle's score",
+        "weighted": "accuracy points",
+    }[obj.name]
+    result.update(extra)
+    return result
+
+
+def run_paths(
+    model_path: Path,
+    records: list[Path],
+    objective: str = "constrained",
+    tolerance: float = DEFAULT_TOLERANCE,
+    lam: float | None = None,
+    out: Path | None = None,
+    *,
+    decision_epochs: Sequence[int] | None = None,
+    fixed_stops: Sequence[int] | None = None,
+    refit: str = "auto",
+    grid: Sequence[Margin] | None = None,
+) -> dict[str, Any]:
+    """Load a model and records, run every strategy, write the figures as JSON.
+
+    Args:
+        model_path: fitted predictor JSON (``greenpath fit``).
+        records: per-epoch Parquet files (or directories) with the record schema.
+        objective: ``score``, ``constrained`` or ``weighted``.
+        tolerance: accuracy tolerance, fraction (0.01 = 1 point).
+        lam: weight of ``weighted`` (accuracy per kWh).
+        out: JSON file to write (atomically); ``None`` writes nothing.
+        decision_epochs: override the trees' decision epochs (default: 0 and every
+            intervention epoch of the branches).
+        fixed_stops: epochs of the fixed-stop baselines.
+        refit: how the planner's predictor is obtained (see :func:`lodo_predictors`).
+        grid: safety margins for calibration (default :func:`margin_grid`).
+
+    Returns:
+        The figures written (JSON-ready dict).
+
+    Raises:
+        FileNotFoundError: model or records missing.
+        ValueError: bad objective arguments or records without a trunk.
+    """
+    df = read_records(records if len(records) != 1 else records[0])
+    trees = build_trees(df, decision_epochs)
+    datasets = sorted({t.dataset for t in trees})
+    model = load_predictor(Path(model_path))
+    predictor_for, how = lodo_predictors(model, df, datasets, refit)
+    result = run_strategies(
+        trees,
+        objective,
+        tolerance,
+        lam,
+        predictor_for=predictor_for,
+        flagged=flag_chance_level(df),
+        fixed_stops=fixed_stops,
+        grid=grid if grid is not None else margin_grid(),
+    )
+    result["predictor"] = {
+        "name": getattr(model, "name", type(model).__name__),
+        "model_path": str(model_path),
+        "fit": how,
+    }
+    result["records"] = [str(p) for p in records]
+    result = _jsonable(result)
+    if out is not None:
+        write_json_atomic(result, Path(out))
+    return result
+
+
+__all__ = [
+    "flag_chance_level",
+    "load_predictor",
+    "lodo_predictors",
+    "run_paths",
+    "run_strategies",
+    "write_json_atomic",
+]
