@@ -27,6 +27,15 @@ data-deps: $(STAMP)
 run: setup data-deps
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
 
+# The HTML report of the last run (runs the workflow first if anything is missing), and
+# a screenshot of it when Chromium is installed.
+report: setup data-deps
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG) --report results/report.html
+	@if command -v chromium >/dev/null; then \
+	  $(PY) scripts/figures.py screenshot --report results/report.html --out results/report_screenshot.png; \
+	else echo "chromium not installed: no screenshot (apt-get install chromium)"; fi
+
 lint: setup
 	$(VENV)/bin/ruff check src tests scripts bench
 	$(VENV)/bin/ruff format --check src tests scripts bench

@@ -4,7 +4,6 @@
 
 from snakemake.utils import min_version
 
-
 min_version("9.0")
 
 
@@ -15,10 +14,14 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/records.parquet",
         "results/trajectories.parquet",
-    default_target: True
+        model_targets(),
+        report_targets(),

@@ -6,7 +6,6 @@ Standalone:  python scripts/aggregate.py --config config/config.yaml \
 From Snakemake: rule ``aggregate`` (workflow/rules/aggregate.smk).
 """
 
-
 import argparse
 import logging
 

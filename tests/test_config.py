@@ -54,7 +54,11 @@ BAD = [
     ("trainig", {"epochs": 3}, "unknown key(s) ['trainig'] under (top level)"),
     ("training.device", "gpu", "training.device = 'gpu' must match"),
     ("training.optimizer", "adamw", "'adamw' is not allowed"),
-    ("methods.quant.dtype", "int8", "'int8' is not allowed; choose one of ['auto', 'fp16', 'bf16']"),
+    (
+        "methods.quant.dtype",
+        "int8",
+        "'int8' is not allowed; choose one of ['auto', 'fp16', 'bf16']",
+    ),
     ("methods.freeze.trainable", "everything", "'everything' is not allowed"),
     ("data.channels", 2, "data.channels = 2 is not allowed"),
     ("study", "my study; rm -rf /", "study = 'my study; rm -rf /' must match"),

@@ -100,7 +100,10 @@ def check_config(config: Mapping[str, Any], *, check_datasets: bool = True) -> d
     cfg = copy.deepcopy(dict(config))
     schema = load_schema()
     validator = jsonschema.Draft202012Validator(schema)
-    problems = [_describe(e) for e in sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))]
+    problems = [
+        _describe(e)
+        for e in sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    ]
     if not problems:
         _fill_defaults(cfg, schema)
         epochs = cfg["training"]["epochs"]
@@ -113,6 +116,13 @@ def check_config(config: Mapping[str, Any], *, check_datasets: bool = True) -> d
             )
         if list(ks) != sorted(ks):
             problems.append(f"interventions.epochs = {ks} must be ascending, e.g. {sorted(ks)}")
+        eatit = cfg.get("modeling", {}).get("eatit", {})
+        if eatit.get("required") and not (eatit.get("src") and Path(eatit["src"]).is_dir()):
+            problems.append(
+                f"modeling.eatit.src = {eatit.get('src')!r} is not a folder, and "
+                "modeling.eatit.required is true; point src at the EAT-IT CSV folder or set "
+                "required: false"
+            )
         if check_datasets:
             from greenpath.data import list_datasets
 

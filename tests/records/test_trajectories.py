@@ -12,10 +12,28 @@ def _tree():
     rows = []
     # trunk epochs 1..4, 10 J and 2 s each
     for e in range(1, 5):
-        rows.append(dict(method="base", intervention_epoch=0, epoch=e, energy_total_j=10.0, duration_s=2.0, val_accuracy=0.1 * e))
+        rows.append(
+            dict(
+                method="base",
+                intervention_epoch=0,
+                epoch=e,
+                energy_total_j=10.0,
+                duration_s=2.0,
+                val_accuracy=0.1 * e,
+            )
+        )
     # freeze at k=2: epochs 3..4, 4 J and 1 s each
     for e in (3, 4):
-        rows.append(dict(method="freeze", intervention_epoch=2, epoch=e, energy_total_j=4.0, duration_s=1.0, val_accuracy=0.25))
+        rows.append(
+            dict(
+                method="freeze",
+                intervention_epoch=2,
+                epoch=e,
+                energy_total_j=4.0,
+                duration_s=1.0,
+                val_accuracy=0.25,
+            )
+        )
     df = pd.DataFrame(rows)
     for c, v in dict(study="s", dataset="d", seed=0, model="m", status="ok").items():
         df[c] = v

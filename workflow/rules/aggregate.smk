@@ -7,5 +7,7 @@ rule aggregate:
     log:
         f"{RESULTS}/logs/aggregate.log",
     localrule: True
+    conda:
+        "../../envs/greenpath.yaml"
     script:
         "../../scripts/aggregate.py"

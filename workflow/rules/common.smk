@@ -7,7 +7,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from greenpath.config import ConfigError, check_config
-from greenpath.grid import branches, trunk_segments
+from greenpath.grid import branches, stop_points, trunk_segments
 
 # Friendly messages first (key, bad value, what is allowed), then Snakemake's validate,
 # which also fills the schema's defaults. Both run before any job is scheduled.
@@ -31,7 +31,7 @@ RESULTS = "results"
 wildcard_constraints:
     dataset="[a-z0-9_]+",
     seed=r"\d+",
-    end=r"\d+",
+    end=r"[1-9]\d*",  # a trunk segment ends after >= 1 epoch; trunk_e0 is init_model's
     k=r"\d+",
     method="freeze|quant",
 
@@ -40,7 +40,9 @@ def trunk_start_checkpoint(wildcards):
     """Checkpoint the trunk segment ending at ``end`` starts from."""
     end = int(wildcards.end)
     if end not in SEGMENT_START:
-        raise WorkflowError(f"no trunk segment ends at epoch {end}; segments: {SEGMENTS}")
+        raise WorkflowError(
+            f"no trunk segment ends at epoch {end}; segments: {SEGMENTS}"
+        )
     start = SEGMENT_START[end]
     return f"{RESULTS}/checkpoints/{wildcards.dataset}/seed{wildcards.seed}/trunk_e{start}.pt"
 
@@ -75,3 +77,92 @@ onstart:
         preflight(workflow, device=config["training"]["device"])
     except SlurmPreflightError as exc:
         raise WorkflowError(f"SLURM pre-flight check failed: {exc}") from None
+
+
+# ---- moved from model.smk (functions and globals live in common.smk)
+def modeling_studies():
+    """Study -> (records file, predictors)."""
+    m = config["modeling"]
+    studies = {config["study"]: (f"{RESULTS}/records.parquet", m["predictors"])}
+    src = m["eatit"]["src"]
+    if src and Path(src).is_dir():
+        studies["eatit"] = (
+            f"{RESULTS}/eatit/records.parquet",
+            m["eatit"]["predictors"],
+        )
+    elif src:
+        print(
+            f"greenpath: modeling.eatit.src = {src!r} is not a folder; "
+            "the EAT-IT study is skipped",
+            file=sys.stderr,
+        )
+    return studies
+
+
+MODEL_STUDIES = modeling_studies()
+
+
+def model_targets():
+    """Every modeling output of every study (add to `rule all`)."""
+    out = []
+    for s in MODEL_STUDIES:
+        out += [
+            f"{RESULTS}/evaluation/{s}.json",
+            f"{RESULTS}/paths/{s}.json",
+        ]
+    return out
+
+
+# ---- moved from report.smk (functions and globals live in common.smk)
+
+
+report: "../report/workflow.rst"
+
+
+REPORT_DIR = f"{RESULTS}/report"
+
+#: (rule name, file pattern) of the modeling/paths outputs the report shows. A file is an
+#: input only when a rule of that name exists, so the report builds without those stages.
+REPORT_OPTIONAL = {
+    "paths": ("paths", f"{RESULTS}/paths/{{study}}.json"),
+    "evaluation": ("evaluate", f"{RESULTS}/evaluation/{{study}}.json"),
+}
+
+
+def report_studies():
+    """Study -> records file: the config's study and, when imported, EAT-IT."""
+    return {study: records for study, (records, _) in MODEL_STUDIES.items()}
+
+
+def report_inputs(wildcards):
+    """Records of the study plus the optional paths/evaluation JSON files."""
+    studies = report_studies()
+    if wildcards.study not in studies:
+        raise WorkflowError(
+            f"no records for study {wildcards.study!r}; known studies: {sorted(studies)}"
+        )
+    inputs = {"records": studies[wildcards.study]}
+    for key, (rule_name, pattern) in REPORT_OPTIONAL.items():
+        if rule_name in {r.name for r in workflow.rules}:
+            inputs[key] = pattern.format(study=wildcards.study)
+    return inputs
+
+
+def report_targets():
+    """Every report output of every study (add to `rule all`)."""
+    return [f"{REPORT_DIR}/{s}/index.html" for s in report_studies()]
+
+
+def _report_flag(path, caption, subcategory, figure, per_dataset):
+    labels = {"figure": figure}
+    if per_dataset:
+        labels = {"dataset": "{dataset}", **labels}
+        path = directory(path)
+    return report(
+        path,
+        caption=f"../report/{caption}",
+        category="{study}",
+        subcategory=subcategory,
+        labels=labels,
+        **({"patterns": ["{dataset}.png"]} if per_dataset else {}),
+    )

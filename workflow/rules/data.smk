@@ -4,6 +4,8 @@ rule prepare_dataset:
     log:
         f"{RESULTS}/logs/prepare/{{dataset}}.log",
     localrule: True
+    conda:
+        "../../envs/greenpath.yaml"
     resources:
         mem_mb=4000,
     script:

@@ -5,6 +5,8 @@ rule init_model:
         checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e0.pt",
     log:
         f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/init.log",
+    conda:
+        "../../envs/greenpath.yaml"
     resources:
         **training_resources(),
     params:
@@ -22,6 +24,8 @@ rule train_trunk:
         records=f"{RESULTS}/records/{{dataset}}/seed{{seed}}/base_e{{end}}.parquet",
     log:
         f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/base_e{{end}}.log",
+    conda:
+        "../../envs/greenpath.yaml"
     threads: config["training"]["num_threads"]
     resources:
         **training_resources(),
@@ -40,6 +44,8 @@ rule train_branch:
         records=f"{RESULTS}/records/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.parquet",
     log:
         f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.log",
+    conda:
+        "../../envs/greenpath.yaml"
     threads: config["training"]["num_threads"]
     resources:
         **training_resources(),

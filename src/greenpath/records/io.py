@@ -111,7 +111,9 @@ def to_table(
                 col = pd.to_datetime(col, utc=True)
             arr = pa.array(col, type=field.type, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-            raise RecordsError(f"column {field.name!r} cannot be cast to {field.type}: {exc}") from exc
+            raise RecordsError(
+                f"column {field.name!r} cannot be cast to {field.type}: {exc}"
+            ) from exc
         if not field.nullable and arr.null_count:
             raise RecordsError(f"column {field.name!r} has {arr.null_count} null value(s)")
         arrays.append(arr)

@@ -61,14 +61,16 @@ def build_trajectories(
         if trunk.empty:
             if branches.empty:
                 continue
-            raise ValueError(f"tree {dict(zip(tree_cols, tree_key))} has branches but no trunk")
+            raise ValueError(
+                f"tree {dict(zip(tree_cols, tree_key, strict=True))} has branches but no trunk"
+            )
         trunk_epochs = set(trunk["epoch"].tolist())
         paths: list[tuple[str, int, pd.DataFrame]] = [("base", 0, trunk)]
         for (method, k), br in branches.groupby(["method", "intervention_epoch"], sort=True):
             missing = [e for e in range(1, int(k) + 1) if e not in trunk_epochs]
             if missing:
                 raise ValueError(
-                    f"tree {dict(zip(tree_cols, tree_key))}: branch {method}@{k} needs trunk "
+                    f"tree {dict(zip(tree_cols, tree_key, strict=True))}: branch {method}@{k} needs trunk "
                     f"epoch {missing[0]}, which is not in the records"
                 )
             prefix = trunk[trunk["epoch"] <= k]

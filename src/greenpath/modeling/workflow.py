@@ -1,0 +1,141 @@
+"""The modeling stage as the workflow runs it: evaluate, fit, choose paths, write tables.
+
+Each function reads record-schema Parquet files and writes JSON (atomically) plus a
+Markdown/CSV table; ``scripts/modeling.py`` calls them from the Snakemake rules in
+``workflow/rules/model.smk`` or from the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from greenpath.records import atomic_path, build_trajectories, read_records
+
+log = logging.getLogger(__name__)
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``obj`` as indented JSON, atomically (NaN is refused, not written)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, allow_nan=False))
+    return Path(path)
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` as CSV and, beside it, as a Markdown table (``.md``), atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    with atomic_path(path.with_suffix(".md")) as tmp:
+        tmp.write_text(df.to_markdown(index=False, floatfmt=".2f") + "\n")
+    return path
+
+
+def evaluation_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per (predictor, pool): one-step MAPE (live history) and multi-step errors.
+
+    Multi-step figures are those of "warm" decisions (intervention epoch >= 1, where the
+    run has a history); the JSON also holds the cold-start ones (epoch 0).
+
+    Args:
+        results: predictor name -> ``evaluate_lodo`` document.
+    """
+    rows = []
+    for name, doc in results.items():
+        for pool, figures in doc["pooled"].items():
+            one_step = figures.get("one_step", {})
+            one = one_step.get("live", {})
+            multi = figures.get("multi_step", {}).get("warm", {})
+            rows.append(
+                {
+                    "predictor": name,
+                    "pool": pool,
+                    "one_step_rows": one_step.get("n"),
+                    "acc_mape_pct": one.get("acc_mape_pct"),
+                    "energy_mape_pct": one.get("energy_mape_pct"),
+                    "score_mape_pct": one.get("score_mape_pct"),
+                    "decisions": multi.get("n"),
+                    "final_acc_err_points": multi.get("final_acc_mae_points"),
+                    "cum_energy_mape_pct": multi.get("cum_energy_mape_pct"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def evaluate_study(
+    records: Sequence[str | os.PathLike[str]],
+    predictors: Sequence[str],
+    out_json: str | os.PathLike[str],
+    out_table: str | os.PathLike[str],
+    *,
+    min_epoch: int | None = None,
+) -> dict[str, Any]:
+    """Leave-one-dataset-out evaluation of every predictor; JSON + table.
+
+    ``min_epoch`` defaults to the paper's row selection (epochs > 6) when the study has
+    more than 10 epochs, and to epoch 2 otherwise (short runs would keep too few rows).
+    """
+    from greenpath.modeling.evaluate import PAPER_MIN_EPOCH, evaluate_lodo
+
+    traj = build_trajectories(read_records(list(records)))
+    if traj["dataset"].nunique() < 2:
+        raise ValueError("leave-one-dataset-out needs at least 2 datasets in the records")
+    if min_epoch is None:
+        min_epoch = PAPER_MIN_EPOCH if traj["epoch"].max() > 10 else 2
+    results = {}
+    for name in predictors:
+        results[name] = evaluate_lodo(traj, name, min_epoch=min_epoch, tables=True)
+        log.info("evaluated %s in %.1f s", name, results[name]["seconds"])
+    write_json(results, out_json)
+    write_table(evaluation_table(results), out_table)
+    return results
+
+
+def fit_study(
+    records: Sequence[str | os.PathLike[str]], predictor: str, out: str | os.PathLike[str]
+) -> Path:
+    """Fit ``predictor`` on every dataset of the records and save it as JSON."""
+    from greenpath.modeling.base import get_predictor
+    from greenpath.modeling.io import save
+
+    traj = build_trajectories(read_records(list(records)))
+    model = get_predictor(predictor).fit(traj)
+    return save(model, out)
+
+
+def strategies_table(doc: dict[str, Any]) -> pd.DataFrame:
+    """One row per (strategy, pool): energy saved, accuracy change, violations, regret."""
+    rows = []
+    for name, s in doc["strategies"].items():
+        for pool, fig in s.get("pooled", {}).items():
+            row = {"strategy": name, "pool": pool}
+            row.update({k: v for k, v in fig.items() if not isinstance(v, (dict, list))})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paths_study(
+    model: str | os.PathLike[str],
+    records: Sequence[str | os.PathLike[str]],
+    out_json: str | os.PathLike[str],
+    out_table: str | os.PathLike[str],
+    *,
+    objective: str,
+    tolerance: float,
+    lam: float | None,
+) -> dict[str, Any]:
+    """Run every path strategy (``greenpath.paths.run_paths``) and write the table."""
+    from greenpath.paths import run_paths
+
+    doc = run_paths(
+        Path(model), [Path(r) for r in records], objective, tolerance, lam, Path(out_json)
+    )
+    write_table(strategies_table(doc), out_table)
+    return doc

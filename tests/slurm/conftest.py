@@ -1,0 +1,51 @@
+"""Fixtures for the SLURM tests: repository paths, a tiny config, a local cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from slurm_helpers import REPO, ClusterUnavailable, LocalSlurm, install_packages, why_not_runnable
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    """The repository root."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def local_slurm(tmp_path_factory):
+    """A running single-node SLURM cluster on localhost (skips where it cannot run).
+
+    Set GREENPATH_REQUIRE_SLURM=1 (CI) to turn the skip into a failure.
+    """
+    required = os.environ.get("GREENPATH_REQUIRE_SLURM") == "1"
+    reason = why_not_runnable()
+    if reason is None and not shutil.which("setpriv"):
+        reason = "setpriv (util-linux) missing; needed to run munged as user munge"
+    if reason is None:
+        try:
+            install_packages()
+        except ClusterUnavailable as exc:
+            reason = str(exc)
+    if reason is not None:
+        if required:
+            pytest.fail(f"local SLURM cluster required but unavailable: {reason}")
+        pytest.skip(f"local SLURM cluster unavailable: {reason}")
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+    except Exception:
+        cluster.stop()
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
