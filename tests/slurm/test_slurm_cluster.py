@@ -158,6 +158,12 @@ def test_tiny_workflow_runs_through_slurm(local_slurm, flaky_run, tmp_path):
             str(work),
             "--configfile",
             str(cfg),
+            # Targets after "--" (--configfile takes several values): the collection
+            # stage (data -> training grid -> records), what runs on SLURM with GPUs.
+            # The modeling stage needs >= 2 datasets and longer runs.
+            "--",
+            "results/records.parquet",
+            "results/trajectories.parquet",
         ],
         cwd=REPO,
         env=cluster_env(local_slurm),
