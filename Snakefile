@@ -20,6 +20,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/control.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
         "results/trajectories.parquet",
         model_targets(),
         report_targets(),
+        control_targets(),

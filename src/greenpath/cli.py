@@ -9,6 +9,8 @@ builder and a handler there):
 - ``evaluate --lodo --predictor NAME --records FILE... --out EVAL.json``
 - ``paths --model MODEL.json --records FILE... --objective constrained|score|weighted
   --tolerance 0.01 [--lam X] --out PATHS.json`` (calls ``greenpath.paths.run_paths``)
+- ``train --dataset NAME --predictor MODEL.json [--objective ...] [--patience N] --out DIR``
+  (a controlled run, ``greenpath.control.cli``)
 
 Records are record-schema Parquet files; trajectories are built here.
 """
@@ -16,6 +18,7 @@ Records are record-schema Parquet files; trajectories are built here.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -165,6 +168,11 @@ COMMANDS: dict[
     "fit": (_p_fit, cmd_fit, "fit a predictor on records and save it as JSON"),
     "evaluate": (_p_evaluate, cmd_evaluate, "evaluate a model (or leave-one-dataset-out)"),
     "paths": (_p_paths, cmd_paths, "choose training paths with a fitted model"),
+    "train": (  # greenpath.control.cli, imported only when used (it pulls in torch)
+        lambda p: importlib.import_module("greenpath.control.cli").add_train_parser(p),
+        lambda a: importlib.import_module("greenpath.control.cli").cmd_train(a),
+        "one controlled training run (energy-aware controller, patience)",
+    ),
 }
 
 

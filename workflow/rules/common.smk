@@ -1,4 +1,5 @@
 # Shared helpers: config validation and the grid's file lists.
+import os
 import sys
 from pathlib import Path
 
@@ -166,3 +167,13 @@ def _report_flag(path, caption, subcategory, figure, per_dataset):
         labels=labels,
         **({"patterns": ["{dataset}.png"]} if per_dataset else {}),
     )
+
+
+# ---- closed-loop controller (control.smk)
+CONTROL = config["control"]
+CONTROL_DIR = f"{RESULTS}/control"
+
+
+def control_targets():
+    """The closed loop's final table (add to `rule all`)."""
+    return [f"{CONTROL_DIR}/control.csv"] if CONTROL["enabled"] else []

@@ -21,10 +21,10 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,27 @@ TRAINING_METHODS: tuple[str, ...] = ("base", "freeze", "quant")
 #: ``evaluate_fn(model, epoch) -> (val_loss, val_accuracy)``: replaces the validation pass
 #: (tests, controllers).
 EvaluateFn = Callable[[nn.Module, int], tuple[float, float]]
+
+#: Actions an epoch-end callback may return (``None`` = ``"continue"``); see
+#: :class:`EpochCallback`.
+CALLBACK_ACTIONS: tuple[str, ...] = ("continue", "freeze", "quant", "stop")
+
+
+class EpochCallback(Protocol):
+    """What ``train_epochs(callbacks=[...])`` calls (e.g. ``greenpath.control.Controller``).
+
+    The engine calls the callback, never the reverse. Every method is optional except
+    ``on_epoch_end``; each may return an action of :data:`CALLBACK_ACTIONS` (or ``None``):
+    ``freeze`` freezes all but ``methods.freeze.trainable`` from the next epoch (the
+    engine's freezing routine), ``quant`` switches to mixed precision from the next epoch,
+    ``stop`` ends training after this epoch (records only for epochs that ran).
+    ``state_dict()`` is saved in the job's resume state after every epoch and given back
+    to ``load_state_dict`` when a killed job is rerun.
+    """
+
+    def on_epoch_end(
+        self, epoch: int, row: Mapping[str, Any], model: nn.Module
+    ) -> str | None: ...  # pragma: no cover
 
 
 class TrainingError(RuntimeError):
@@ -397,6 +418,7 @@ def run_trunk_segment(
     out_records: Path,
     state_dir: Path | None = None,
     meter: Any = None,
+    callbacks: Sequence[EpochCallback] | None = None,
 ) -> pd.DataFrame:
     """Train trunk (method ``base``) epochs ``start+1..end`` and write the checkpoint at ``end``.
 
@@ -411,6 +433,7 @@ def run_trunk_segment(
         out_records: records Parquet to write (rows for epochs ``start+1..end``).
         state_dir: where to keep the resume state (default: ``out_records``' folder).
         meter: an energy meter (default: ``greenpath.energy.make_meter(config["energy"])``).
+        callbacks: epoch-end hooks, see :func:`train_epochs` (default none).
 
     Returns:
         The records written, one row per epoch.
@@ -429,6 +452,7 @@ def run_trunk_segment(
         out_records=out_records,
         state_dir=state_dir,
         meter=meter,
+        callbacks=callbacks,
     )
 
 
@@ -444,6 +468,7 @@ def run_branch(
     out_records: Path,
     state_dir: Path | None = None,
     meter: Any = None,
+    callbacks: Sequence[EpochCallback] | None = None,
 ) -> pd.DataFrame:
     """Train one branch: ``method`` from the trunk checkpoint at ``intervention_epoch`` k to
     the last epoch E (rows k+1..E).
@@ -472,6 +497,7 @@ def run_branch(
         out_records=out_records,
         state_dir=state_dir,
         meter=meter,
+        callbacks=callbacks,
     )
 
 
@@ -492,6 +518,7 @@ def train_epochs(
     meter: Any = None,
     early_stopping: EarlyStopping | None = None,
     evaluate_fn: EvaluateFn | None = None,
+    callbacks: Sequence[EpochCallback] | None = None,
 ) -> pd.DataFrame:
     """The general resumable job behind :func:`run_trunk_segment` and :func:`run_branch`.
 
@@ -509,6 +536,11 @@ def train_epochs(
         early_stopping: optional patience rule on validation accuracy (not used by the
             workflow; see :class:`EarlyStopping`). Its state is part of the job state.
         evaluate_fn: replaces the validation pass (``(model, epoch) -> (loss, accuracy)``).
+        callbacks: epoch-end hooks (:class:`EpochCallback`), called in order after each
+            epoch's row (and ``on_train_begin(start, model)`` before the first epoch, when
+            defined); the actions they return are applied from the next epoch: rows after a
+            switch at epoch d carry ``method`` = the new method and ``intervention_epoch``
+            = d. Their ``state_dict()`` and the applied actions are part of the job state.
 
     Returns:
         The records written (``RECORD_SCHEMA`` columns that the job fills).
@@ -572,6 +604,9 @@ def train_epochs(
             if ck.get("scaler"):
                 scaler.load_state_dict(ck["scaler"])
     frozen_names = frozen_layer_names(model)
+    callbacks = list(callbacks or [])
+    applied: list[list[Any]] = []  # [action, epoch] switches returned by the callbacks
+    stop_after: int | None = None
 
     base_row = {
         "study": str(config["study"]),
@@ -592,6 +627,45 @@ def train_epochs(
         "versions": versions_json(),
     }
     extra_meta: dict[str, str] = {"config_hash": chash, "in_checkpoint": str(in_checkpoint)}
+
+    def apply_action(action: str | None, epoch: int) -> None:
+        """Apply a callback's action after ``epoch`` (effective from epoch + 1)."""
+        nonlocal optimizer, precision, scaler, method_frozen, stop_after
+        action = action or "continue"
+        if action not in CALLBACK_ACTIONS:
+            raise TrainingError(
+                f"callback returned action {action!r} after epoch {epoch}; "
+                f"use one of {list(CALLBACK_ACTIONS)} or None"
+            )
+        if action == "continue":
+            return
+        if action == "stop":
+            stop_after = int(epoch)
+        elif action == "freeze":
+            trainable = (config.get("methods") or {}).get("freeze", {}).get(
+                "trainable", "last_layer"
+            )
+            method_frozen = sorted(set(method_frozen) | set(freeze_all_but(model, trainable)))
+            optimizer = rebuild_optimizer(optimizer, model)
+            names = frozen_layer_names(model)
+            base_row.update(frozen_layers=",".join(names) if names else None)
+        else:  # quant
+            requested = (config.get("methods") or {}).get("quant", {}).get("dtype", "auto")
+            new = resolve_precision(requested, device)
+            if new.skipped:
+                log.warning("quant after epoch %d not applied: %s", epoch, new.reason)
+                return
+            precision = new
+            if precision.use_scaler and scaler is None:
+                scaler = torch.amp.GradScaler(device.type)
+            base_row.update(
+                precision_requested=precision.requested,
+                precision_effective=precision.effective,
+            )
+        if action != "stop":
+            base_row.update(method=action, intervention_epoch=int(epoch))
+        applied.append([action, int(epoch)])
+        log.info("%s seed %d: %s applied after epoch %d", dataset, seed, action, epoch)
 
     # a quant branch without a supported precision: one skipped row, nothing trained (T3)
     if precision.skipped:
@@ -635,11 +709,16 @@ def train_epochs(
             st = None
         if st is not None and st.get("job") == job:
             model.load_state_dict(st["model"])
+            for action, at in st.get("applied") or []:  # live switches, before the optimizer
+                apply_action(str(action), int(at))
             optimizer.load_state_dict(st["optimizer"])
             if scaler is not None and st.get("scaler"):
                 scaler.load_state_dict(st["scaler"])
             if early_stopping is not None and st.get("early_stopping"):
                 early_stopping.load_state_dict(st["early_stopping"])
+            for cb, cb_state in zip(callbacks, st.get("callbacks") or [], strict=False):
+                if cb_state is not None and hasattr(cb, "load_state_dict"):
+                    cb.load_state_dict(cb_state)
             ckpt_io.set_rng_state(st["rng"])
             rows = [dict(r) for r in st["rows"]]
             done = int(st["epoch"])
@@ -673,6 +752,10 @@ def train_epochs(
         )
         st["job"] = job
         st["rows"] = rows
+        st["applied"] = [list(a) for a in applied]
+        st["callbacks"] = [
+            cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks
+        ]
         st["meter_metadata"] = dict(meter.metadata()) if hasattr(meter, "metadata") else {}
         ckpt_io.save_checkpoint(st, state_path)
         _after_state_saved(epoch)
@@ -685,7 +768,11 @@ def train_epochs(
     bar = _tqdm(to_run, f"{dataset} s{seed} {method}@{intervention_epoch}") if to_run else None
     try:
         epoch = done
-        while epoch < end and diverged is None:
+        if not resumed and diverged is None:
+            for cb in callbacks:
+                if hasattr(cb, "on_train_begin"):
+                    apply_action(cb.on_train_begin(start, model), start)
+        while epoch < end and diverged is None and stop_after is None:
             if early_stopping is not None and early_stopping.should_stop:
                 break
             epoch += 1
@@ -763,6 +850,9 @@ def train_epochs(
             )  # fmt: skip
             if bar is not None:
                 bar.update(1)
+            if diverged is None:
+                for cb in callbacks:
+                    apply_action(cb.on_epoch_end(epoch, rows[-1], model), epoch)
             save_state(epoch)
     finally:
         if bar is not None:
@@ -771,6 +861,11 @@ def train_epochs(
             meter.close()
 
     last = int(rows[-1]["epoch"]) if rows else done
+    for cb in callbacks:
+        if hasattr(cb, "on_train_end"):
+            cb.on_train_end(last, model)
+    if applied:
+        extra_meta["callbacks.applied"] = json.dumps(applied)
     if early_stopping is not None:
         early_stopping.restore_best(model)
         extra_meta.update(
@@ -817,6 +912,8 @@ def _after_state_saved(epoch: int) -> None:
 
 
 __all__ = [
+    "CALLBACK_ACTIONS",
+    "EpochCallback",
     "EvaluateFn",
     "TRAINING_METHODS",
     "TrainingError",

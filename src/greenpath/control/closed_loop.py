@@ -1,0 +1,420 @@
+"""Closed-loop evaluation: the controller trained live, leave-one-dataset-out.
+
+For each dataset X of the config:
+
+1. fit the predictor on the OTHER datasets' records (``greenpath fit`` equivalent; the
+   held-out dataset is asserted absent) and save it as JSON;
+2. choose the controller's settings leave-one-dataset-out: every ``(Margin, allowed
+   actions)`` of :func:`settings_grid` is replayed (:func:`~greenpath.control.run.replay_tree`)
+   on the measured trees of the other datasets, each forecast by the predictor fitted
+   without that tree's dataset; the setting with the fewest tolerance violations wins,
+   then the most energy saved (ties: the smaller margin) -- the planner's calibration rule
+   (:mod:`greenpath.paths.planner`) extended to the allowed actions;
+3. per seed, train live: the controlled run, and a plain full-length run measured in the
+   same job (the live reference; patience-5 early stopping is read from its rows, with
+   restore-best semantics, case T5);
+4. compare with the grid: full trunk, oracle (``greenpath.paths.oracle`` on the measured
+   tree) and patience-5 on the grid trunk.
+
+Two energy bases are reported because energy on a shared CPU is noisy between runs:
+``live`` (controlled run vs the live full run of the same job) and ``grid`` (the path the
+controller took, read from the measured grid tree, vs the grid trunk -- the same
+measurements as the oracle and the grid's patience-5). Training is deterministic per
+(seed, epoch), so the live accuracies equal the grid's for the same path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from greenpath.control.controller import Controller
+from greenpath.control.run import replay_tree, train_controlled
+from greenpath.paths import (
+    Margin,
+    build_trees,
+    get_objective,
+    oracle,
+    patience_stop_epoch,
+    patience_stopping,
+)
+from greenpath.records import atomic_path, build_trajectories, read_records
+
+log = logging.getLogger(__name__)
+
+#: Action sets the calibration may choose from.
+ACTION_SETS: tuple[tuple[str, ...], ...] = (
+    ("freeze", "quant", "stop"),
+    ("freeze", "quant"),
+    ("quant", "stop"),
+    ("quant",),
+    ("freeze", "stop"),
+)
+
+#: Default margins (sigma multiples, additive accuracy margins, cold start).
+Z_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+DELTA_GRID: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02)
+
+
+def settings_grid() -> list[tuple[Margin, tuple[str, ...]]]:
+    """Every (margin, allowed actions) pair, small margins first."""
+    margins = sorted(Margin(z, d, c) for z in Z_GRID for d in DELTA_GRID for c in (True, False))
+    return [(m, a) for m in margins for a in ACTION_SETS]
+
+
+class CachedPredictor:
+    """Memoises ``forecast`` by (method, intervention epoch, history values) (replays)."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self._cache: dict[Any, Any] = {}
+
+    def forecast(self, history, method, intervention_epoch, last_epoch, *, dataset_info=None):
+        h = history
+        key = (
+            method,
+            int(intervention_epoch),
+            int(last_epoch),
+            tuple(np.round(pd.to_numeric(h.get("val_accuracy", []), errors="coerce"), 12))
+            if len(h)
+            else (),
+            tuple(np.round(pd.to_numeric(h.get("energy_total_j", []), errors="coerce"), 9))
+            if len(h)
+            else (),
+            json.dumps(dict(dataset_info or {}), sort_keys=True, default=str),
+        )
+        if key not in self._cache:
+            try:
+                self._cache[key] = self.predictor.forecast(
+                    history, method, intervention_epoch, last_epoch, dataset_info=dataset_info
+                )
+            except Exception as exc:  # noqa: BLE001 - re-raised on every hit
+                self._cache[key] = exc
+        val = self._cache[key]
+        if isinstance(val, Exception):
+            raise val
+        return val
+
+
+def fit_lodo(records: pd.DataFrame, dataset: str, predictor: str, params: Mapping | None = None):
+    """Fit ``predictor`` on every dataset but ``dataset`` (leave-one-dataset-out).
+
+    Raises:
+        ValueError: no other dataset to fit on.
+    """
+    from greenpath.modeling import get_predictor
+
+    ok = records[records["status"].fillna("ok") == "ok"] if "status" in records else records
+    train = ok[ok["dataset"] != dataset]
+    if train.empty:
+        raise ValueError(f"leave-one-dataset-out needs records of datasets other than {dataset!r}")
+    assert dataset not in set(train["dataset"])
+    return get_predictor(predictor, **dict(params or {})).fit(build_trajectories(train))
+
+
+def calibrate(
+    trees: Sequence[Any],
+    held_out: str,
+    predictors: Mapping[str, Any],
+    objective: Any,
+    decision_epochs: Sequence[int],
+    grid: Sequence[tuple[Margin, tuple[str, ...]]] | None = None,
+    cache: dict | None = None,
+) -> tuple[Margin, tuple[str, ...], dict[str, Any]]:
+    """Choose (margin, actions) on the trees of datasets other than ``held_out``.
+
+    Returns:
+        ``(margin, actions, figures)``; with no other tree, the smallest margin and all
+        actions.
+    """
+    grid = list(grid or settings_grid())
+    rest = [t for t in trees if t.dataset != held_out]
+    if not rest:
+        return grid[0][0], grid[0][1], {"calibration_trees": 0}
+    cache = {} if cache is None else cache
+    scored = []
+    for m, acts in grid:
+        viol, saved = 0, []
+        for t in rest:
+            k = (m, acts, t.key)
+            if k not in cache:
+                c = Controller(
+                    predictors[t.dataset],
+                    last_epoch=t.last_epoch,
+                    decision_epochs=decision_epochs,
+                    objective=objective,
+                    margin=m,
+                    methods=acts,
+                )
+                key = replay_tree(c, t)
+                acc, en = t.outcome(*key)
+                cache[k] = (
+                    objective.violation(acc, t.ref_accuracy),
+                    (1 - en / t.ref_energy_j) * 100,
+                )
+            v, s = cache[k]
+            viol += int(v)
+            saved.append(s)
+        scored.append(((viol, -float(np.mean(saved))), m, acts))
+    scored.sort(key=lambda x: (x[0][0], round(x[0][1], 9)))
+    (viol, neg), m, acts = scored[0]
+    return m, acts, {"calibration_trees": len(rest), "calibration_violations": viol,
+                     "calibration_saved_pct": -neg}  # fmt: skip
+
+
+def _pct(e: float, ref: float) -> float:
+    return (1.0 - e / ref) * 100.0 if ref > 0 and math.isfinite(e) else math.nan
+
+
+def closed_loop(
+    config: dict,
+    *,
+    records_path: Path,
+    dataset_paths: Mapping[str, Path],
+    out_dir: Path,
+    predictor: str = "paper",
+    predictor_params: Mapping | None = None,
+    objective: str = "constrained",
+    tolerance: float = 0.01,
+    lam: float | None = None,
+    patience: int = 5,
+    seeds: Sequence[int] | None = None,
+    meter_factory: Any = None,
+) -> pd.DataFrame:
+    """Run the closed loop (module docstring) and return one row per (dataset, seed).
+
+    Args:
+        config: checked config (datasets, seeds, epochs, interventions).
+        records_path: the grid's ``results/records.parquet``.
+        dataset_paths: dataset -> prepared ``.npz``.
+        out_dir: models, live runs and decisions go under it.
+        predictor, predictor_params: registry name and parameters (``greenpath fit``).
+        objective, tolerance, lam: the controller's objective.
+        patience: patience of the early-stopping baseline.
+        seeds: default ``config["seeds"]``.
+        meter_factory: ``() -> meter`` for the live runs (default: the config's meter).
+
+    Raises:
+        ValueError: a dataset of ``dataset_paths`` has no grid tree.
+    """
+    out_dir = Path(out_dir)
+    records = read_records(records_path)
+    E = int(config["training"]["epochs"])
+    dec = sorted({0, *[int(k) for k in config["interventions"]["epochs"]]})
+    trees = build_trees(records, dec)
+    datasets = list(dataset_paths)
+    seeds = [int(s) for s in (seeds if seeds is not None else config["seeds"])]
+    obj = get_objective(objective, tolerance, lam)
+    from greenpath.modeling.io import save
+
+    predictors: dict[str, Any] = {}
+    for ds in sorted({t.dataset for t in trees}):
+        fitted = fit_lodo(records, ds, predictor, predictor_params)
+        save(fitted, out_dir / "models" / f"{ds}.json")
+        predictors[ds] = CachedPredictor(fitted)
+    cache: dict = {}
+    rows: list[dict[str, Any]] = []
+    for ds in datasets:
+        ds_trees = {t.seed: t for t in trees if t.dataset == ds}
+        if not ds_trees:
+            raise ValueError(f"dataset {ds!r} has no measured tree in {records_path}")
+        margin, acts, calib = calibrate(trees, ds, predictors, obj, dec, cache=cache)
+        log.info("%s: margin %s, actions %s (%s)", ds, margin, acts, calib)
+        for seed in seeds:
+            tree = ds_trees.get(seed)
+            if tree is None:
+                raise ValueError(f"no measured tree for {ds} seed {seed} in {records_path}")
+            run_dir = out_dir / "runs" / ds / f"seed{seed}"
+            ctl = Controller(
+                predictors[ds].predictor,
+                last_epoch=E,
+                decision_epochs=dec,
+                objective=obj,
+                margin=margin,
+                methods=acts,
+                dataset_info=tree.dataset_info,
+            )
+            meter = meter_factory() if meter_factory else None
+            live = train_controlled(config, dataset=ds, dataset_path=dataset_paths[ds],
+                                    seed=seed, out_dir=run_dir / "controlled",
+                                    controller=ctl, meter=meter)  # fmt: skip
+            meter = meter_factory() if meter_factory else None
+            full = train_controlled(config, dataset=ds, dataset_path=dataset_paths[ds],
+                                    seed=seed, out_dir=run_dir / "full", meter=meter)  # fmt: skip
+            # the grid path the controller took (fresh controller, same settings)
+            twin = Controller(predictors[ds], last_epoch=E, decision_epochs=dec,
+                              objective=obj, margin=margin, methods=acts,
+                              dataset_info=tree.dataset_info)  # fmt: skip
+            key = replay_tree(twin, tree)
+            g_acc, g_en = tree.outcome(*key)
+            o = oracle(tree, obj)
+            p_grid = patience_stopping(tree, patience, restore_best=True)
+            f_acc = full.records["val_accuracy"].to_numpy(dtype=float)
+            f_en = np.cumsum(pd.to_numeric(full.records["energy_total_j"]).to_numpy(dtype=float))
+            p_stop, p_best = patience_stop_epoch(f_acc, patience)
+            ref_acc, ref_en = tree.ref_accuracy, tree.ref_energy_j
+            live_ref_acc, live_ref_en = float(f_acc[-1]), float(f_en[-1])
+            rows.append(
+                {
+                    "dataset": ds,
+                    "seed": seed,
+                    "margin_z": margin.z,
+                    "margin_delta": margin.delta,
+                    "cold_start": margin.cold_start,
+                    "actions_allowed": ",".join(acts),
+                    "decisions": "; ".join(
+                        f"{e}:{a}" for e, a, _ in live.decisions if a != "continue"
+                    )
+                    or "none",
+                    "path": f"{key[0]}@{key[1]}->{key[2]}",
+                    "epochs_run": live.epochs_run,
+                    "ctl_energy_j": live.energy_j,
+                    "ctl_accuracy": live.val_accuracy,
+                    "full_energy_j": live_ref_en,
+                    "full_accuracy": live_ref_acc,
+                    "estimated_full_energy_j": live.estimated_full_energy_j,
+                    "energy_saved_pct": _pct(live.energy_j, live_ref_en),
+                    "accuracy_change_pts": (live.val_accuracy - live_ref_acc) * 100,
+                    "violation": obj.violation(live.val_accuracy, live_ref_acc),
+                    "grid_energy_saved_pct": _pct(g_en, ref_en),
+                    "grid_accuracy_change_pts": (g_acc - ref_acc) * 100,
+                    "grid_violation": obj.violation(g_acc, ref_acc),
+                    "regret_vs_oracle": obj.regret(
+                        g_acc, g_en, o.val_accuracy, o.energy_j, ref_acc, ref_en
+                    ),  # fmt: skip
+                    "oracle_path": f"{o.method}@{o.intervention_epoch}->{o.end_epoch}",
+                    "oracle_energy_saved_pct": _pct(o.energy_j, ref_en),
+                    "patience_energy_saved_pct": _pct(float(f_en[p_stop - 1]), live_ref_en),
+                    "patience_accuracy_change_pts": (f_acc[p_best - 1] - live_ref_acc) * 100,
+                    "patience_violation": obj.violation(float(f_acc[p_best - 1]), live_ref_acc),
+                    "patience_grid_energy_saved_pct": _pct(p_grid.energy_j, ref_en),
+                    "patience_grid_violation": obj.violation(p_grid.val_accuracy, ref_acc),
+                    "live_matches_grid_accuracy": bool(
+                        abs(live.val_accuracy - g_acc) < 1e-9 and abs(live_ref_acc - ref_acc) < 1e-9
+                    ),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+#: Columns of the per-dataset table (name -> how runs are pooled).
+SUMMARY_COLUMNS: dict[str, str] = {
+    "energy_saved_pct": "mean",
+    "accuracy_change_pts": "mean",
+    "violation": "sum",
+    "grid_energy_saved_pct": "mean",
+    "grid_violation": "sum",
+    "regret_vs_oracle": "mean",
+    "oracle_energy_saved_pct": "mean",
+    "patience_energy_saved_pct": "mean",
+    "patience_violation": "sum",
+    "patience_grid_energy_saved_pct": "mean",
+    "patience_grid_violation": "sum",
+}
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per-dataset table (means over seeds, violation counts) plus a ``mean`` row."""
+    g = runs.groupby("dataset", sort=False)
+    table = g.agg(SUMMARY_COLUMNS)
+    table.insert(0, "seeds", g.size())
+    table.insert(3, "tolerance_held", table["violation"] == 0)
+    table["paths"] = g["path"].agg(", ".join)
+    table = table.reset_index()
+    mean = {
+        c: (runs[c].mean() if how == "mean" else runs[c].sum())
+        for c, how in SUMMARY_COLUMNS.items()
+    }
+    mean.update(dataset="mean", seeds=len(runs), tolerance_held=bool(runs["violation"].sum() == 0),
+                paths="")  # fmt: skip
+    return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        if isinstance(v, (float, np.floating)):
+            return "" if not math.isfinite(float(v)) else f"{float(v):.{digits}f}"
+        return str(v)
+
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in table.iterrows():
+        lines.append("| " + " | ".join(fmt(r[c]) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(
+    runs: pd.DataFrame, csv: Path, md: Path, figure: Path, runs_csv: Path
+) -> pd.DataFrame:
+    """Write the per-dataset table (CSV, Markdown), the per-run CSV and the figure."""
+    table = summarize(runs)
+    for path, text in (
+        (csv, table.to_csv(index=False)),
+        (runs_csv, runs.to_csv(index=False)),
+        (md, "# Closed-loop control: energy saved vs the full run\n\n" + to_markdown(table)),
+    ):
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(text)
+    plot(table, figure)
+    return table
+
+
+def plot(table: pd.DataFrame, path: Path) -> Path:
+    """Grouped bars: energy saved % per dataset (controller live/grid, patience-5, oracle);
+    a cross marks a dataset with a tolerance violation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = [
+        ("energy_saved_pct", "violation", "controller (live)"),
+        ("grid_energy_saved_pct", "grid_violation", "controller (grid path)"),
+        ("patience_energy_saved_pct", "patience_violation", "patience-5 (live)"),
+        ("oracle_energy_saved_pct", None, "oracle (grid)"),
+    ]
+    x = np.arange(len(table))
+    w = 0.2
+    fig, ax = plt.subplots(figsize=(1.8 * len(table) + 2, 3.6))
+    for i, (col, vcol, label) in enumerate(series):
+        vals = table[col].to_numpy(dtype=float)
+        ax.bar(x + (i - 1.5) * w, vals, w, label=label)
+        if vcol is not None:
+            for j, v in enumerate(table[vcol].to_numpy(dtype=float)):
+                if v > 0:
+                    ax.plot(x[j] + (i - 1.5) * w, vals[j], "kx")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(x, table["dataset"].tolist())
+    ax.set_ylabel("energy saved vs full run (%)")
+    ax.set_title("closed-loop control (x: tolerance violated)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+__all__ = [
+    "ACTION_SETS",
+    "CachedPredictor",
+    "calibrate",
+    "closed_loop",
+    "fit_lodo",
+    "plot",
+    "settings_grid",
+    "summarize",
+    "to_markdown",
+    "write_outputs",
+]

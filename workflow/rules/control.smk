@@ -1,0 +1,35 @@
+# Closed-loop evaluation of the energy-aware controller (issue 9, docs/control.md):
+# per dataset, a predictor fitted leave-one-dataset-out on results/records.parquet drives a
+# live controlled run per seed; compared with the full run, the grid's oracle and
+# patience-5 early stopping. Include this file and add control_targets() to `rule all`.
+# Settings: config key `control` (docs/config.md).
+
+
+rule control_closed_loop:
+    input:
+        records=f"{RESULTS}/records.parquet",
+        trajectories=f"{RESULTS}/trajectories.parquet",
+        datasets=expand(f"{RESULTS}/data/{{dataset}}.npz", dataset=DATASETS),
+    output:
+        table=f"{CONTROL_DIR}/control.csv",
+        markdown=f"{CONTROL_DIR}/control.md",
+        runs=f"{CONTROL_DIR}/runs.csv",
+        figure=report(
+            f"{CONTROL_DIR}/control.png",
+            caption="../report/control.rst",
+            category="control",
+            labels={"figure": "closed-loop energy saved"},
+        ),
+    log:
+        f"{RESULTS}/logs/control/closed_loop.log",
+    conda:
+        "../../envs/greenpath.yaml"
+    threads: config["training"]["num_threads"]
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output.table),
+        predictor=CONTROL["predictor"],
+        objective=config["modeling"]["objective"],
+        tolerance=config["modeling"]["tolerance"],
+        patience=CONTROL["patience"],
+    script:
+        "../../scripts/control.py"
