@@ -19,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/report_functions.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/control.smk"
 

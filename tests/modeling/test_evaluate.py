@@ -83,3 +83,13 @@ def test_multi_step_table_columns(toy_traj):
     assert r["energy_future"] == pytest.approx(100 + 9 * 50)
     assert r["energy_future_pred"] == pytest.approx(10 * 100)
     assert isinstance(t, pd.DataFrame)
+
+
+def test_replace_zero_accuracy():
+    t = pd.DataFrame({"val_accuracy": [0.0, 0.005, 0.0, 0.3]})
+    out = ev.replace_zero_accuracy(t, 0.01)
+    assert out["val_accuracy"].tolist() == [0.01, 0.005, 0.01, 0.3]
+    assert t["val_accuracy"].tolist() == [0.0, 0.005, 0.0, 0.3]  # input untouched
+    assert ev.replace_zero_accuracy(t, None) is t
+    with pytest.raises(ValueError, match="zero_accuracy"):
+        ev.replace_zero_accuracy(t, 1.5)

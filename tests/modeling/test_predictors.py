@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import AR, MODE_FREEZE, MODE_LAG1_FREEZE, make_records
+from modeling_toy import AR, MODE_FREEZE, MODE_LAG1_FREEZE, make_records
 
 from greenpath.modeling.base import available_predictors, get_predictor
 from greenpath.modeling.io import load, save
@@ -156,3 +156,20 @@ def test_f1b_exog_alignment(name, toy_traj):
     gap = right[right.epoch != 3]
     with pytest.raises(ValueError, match="without gaps"):
         m.predict_one_step(gap, "base")
+
+
+def test_shift_keys_origin_buckets():
+    from greenpath.modeling.greenpath_model import _shift_keys
+
+    x = pd.DataFrame(
+        {"h": [1, 4, 40], "method": [0.0, 1.0, 2.0], "switch": [0.0, 1.0, 1.0], "t": [10, 15, 40]}
+    )
+    # horizon buckets (edges 1,2,3,5,8,...): h=1 -> 0, h=4 -> 3, h=40 -> 8
+    assert _shift_keys(x).tolist() == ["0|0|0", "1|1|3", "2|1|8"]
+    # origin edges 15/25/35: t=10 -> 0, t=15 -> 1, t=40 -> 3
+    assert _shift_keys(x, [15, 25, 35]).tolist() == ["0|0|0|0", "1|1|3|1", "2|1|8|3"]
+
+
+def test_greenpath_registry_defaults():
+    g = get_predictor("greenpath")
+    assert (g.level_window, g.origin_buckets, g.min_origin) == (4, [15, 25, 35], 10)

@@ -128,3 +128,11 @@ def test_cold_start_off_skips_epoch_zero():
     assert (hot.val_accuracy, hot.energy_j) == (0.2, 8.0)
     cold = plan_tree(tree, fcs, obj, Margin(0.0, 0.0, cold_start=False))
     assert (cold.method, cold.intervention_epoch, cold.end_epoch) == ("freeze", 2, 6)
+
+
+def test_default_grid_never_commits_cold():
+    from greenpath.paths.planner import margin_grid
+
+    g = margin_grid()
+    assert g and all(not m.cold_start for m in g)
+    assert len(margin_grid(cold_start=(True, False))) == 2 * len(g)

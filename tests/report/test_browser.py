@@ -129,7 +129,9 @@ RESULTS = "results"
 DATASETS = list(config["datasets"])
 INTERVENTIONS = [int(k) for k in config["interventions"]["epochs"]]
 METHODS = list(config["interventions"]["methods"])
+MODEL_STUDIES = {{config["study"]: ("results/records.parquet", [])}}
 
+include: {functions!r}
 include: {smk!r}
 
 rule all:
@@ -153,7 +155,11 @@ def test_snakemake_report_renders_in_chromium(tmp_path):
     from greenpath.records import write_records
 
     (tmp_path / "Snakefile").write_text(
-        SNAKEFILE.format(src=str(REPO / "src"), smk=str(REPO / "workflow/rules/report.smk"))
+        SNAKEFILE.format(
+            src=str(REPO / "src"),
+            functions=str(REPO / "workflow/rules/report_functions.smk"),
+            smk=str(REPO / "workflow/rules/report.smk"),
+        )
     )
     (tmp_path / "config.yaml").write_text(textwrap.dedent(CONFIG))
     rec = make_records()

@@ -9,7 +9,8 @@ the richer ones; ``"lgbm"``, LightGBM on every feature below; ``"ols"``, statsmo
 on a low-capacity design). From an origin
 epoch t (the last epoch of the history) and a horizon h >= 1 with the future epochs all
 under method m, the model predicts the change of the validation log-odds from the recent
-level ``L = mean(logit(acc_{t-2..t}))``::
+level ``L`` = mean log-odds of the last ``level_window`` epochs (registered
+``greenpath``: 4)::
 
     logit(acc_{t+h}) = L + f(h, m, switch, epochs since intervention, slope, last - L,
                              L - logit(1/num_classes), train-val gap, loss trend,
@@ -99,11 +100,16 @@ LGBM_PARAMS: dict[str, Any] = {
 
 
 # ---------------------------------------------------------------------------- features
-def _origin_state(v: np.ndarray, tr: np.ndarray, vl: np.ndarray, rm: np.ndarray) -> dict:
-    """History summaries at the origin (arrays of the path's epochs 1..t, t >= 1)."""
+def _origin_state(
+    v: np.ndarray, tr: np.ndarray, vl: np.ndarray, rm: np.ndarray, level_window: int = 3
+) -> dict:
+    """History summaries at the origin (arrays of the path's epochs 1..t, t >= 1).
+
+    ``level`` is the mean log-odds of the last ``min(level_window, t)`` epochs.
+    """
     t = len(v)
     lv = logit(v)
-    n_lvl = min(3, t)
+    n_lvl = min(level_window, t)
     level = float(np.mean(lv[-n_lvl:]))
     w = min(6, t)
     slope = float(np.polyfit(np.arange(w), lv[-w:], 1)[0]) if w >= 2 else 0.0
@@ -180,12 +186,19 @@ def _ols_design(x: pd.DataFrame) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _shift_keys(x: pd.DataFrame) -> np.ndarray:
-    """Keys ``method|switch|horizon-bucket`` of the ``shift`` accuracy model."""
+def _shift_keys(x: pd.DataFrame, origin_buckets: list[int] | None = None) -> np.ndarray:
+    """Keys ``method|switch|horizon-bucket[|origin-bucket]`` of the ``shift`` accuracy model.
+
+    ``origin_buckets``: upper edges of the origin-epoch buckets (``t`` below the first edge
+    is bucket 0, ...); ``None`` or empty: no origin bucket.
+    """
     hb = np.searchsorted(_H_BUCKETS, x["h"].to_numpy(), side="left")
     m = x["method"].to_numpy().astype(int)
     sw = x["switch"].to_numpy().astype(int)
-    return np.array([f"{a}|{b}|{c}" for a, b, c in zip(m, sw, hb, strict=True)])
+    if not origin_buckets:
+        return np.array([f"{a}|{b}|{c}" for a, b, c in zip(m, sw, hb, strict=True)])
+    tb = np.searchsorted(origin_buckets, x["t"].to_numpy(), side="right")
+    return np.array([f"{a}|{b}|{c}|{d}" for a, b, c, d in zip(m, sw, hb, tb, strict=True)])
 
 
 # ----------------------------------------------------------------------------- energy
@@ -199,7 +212,18 @@ def _segments(rm: np.ndarray) -> list[tuple[int, int]]:
     return segs
 
 
-@register("greenpath", {"acc_model": "shift", "min_origin": 10})
+#: Defaults of the registered ``greenpath`` predictor (chosen on the leave-one-dataset-out
+#: multi-step error on EAT-IT, docs/modeling.md): level over 4 epochs, shift table also
+#: keyed by the origin epoch (t < 15, 15-24, 25-34, >= 35).
+GREENPATH_DEFAULTS: dict[str, Any] = {
+    "acc_model": "shift",
+    "min_origin": 10,
+    "level_window": 4,
+    "origin_buckets": [15, 25, 35],
+}
+
+
+@register("greenpath", GREENPATH_DEFAULTS)
 @register("greenpath_lgbm", {"acc_model": "lgbm"})
 @register("greenpath_ols", {"acc_model": "ols"})
 @register("greenpath_shift", {"acc_model": "shift"})
@@ -212,6 +236,9 @@ class GreenpathPredictor(Predictor):
         num_boost_round: LightGBM rounds (default 300).
         min_origin: smallest history length used as a training origin (default 5; the
             first epochs' steep rise says little about decisions at epoch >= 10).
+        level_window: epochs in the recent log-odds level ``L`` (default 3).
+        origin_buckets: upper edges of origin-epoch buckets added to the ``shift`` table's
+            key (default none): the change to come depends on how far training is.
     """
 
     name = "greenpath"
@@ -222,6 +249,8 @@ class GreenpathPredictor(Predictor):
         n_level: int = 5,
         num_boost_round: int = 300,
         min_origin: int = 5,
+        level_window: int = 3,
+        origin_buckets: list[int] | None = None,
         **params: Any,
     ) -> None:
         if acc_model not in ("lgbm", "ols", "shift"):
@@ -231,9 +260,13 @@ class GreenpathPredictor(Predictor):
             n_level=n_level,
             num_boost_round=num_boost_round,
             min_origin=min_origin,
+            level_window=level_window,
+            origin_buckets=list(origin_buckets or []),
             **params,
         )
+        self.origin_buckets = sorted(int(b) for b in (origin_buckets or []))
         self.min_origin = int(min_origin)
+        self.level_window = int(level_window)
         self.acc_model, self.n_level, self.num_boost_round = (
             acc_model,
             int(n_level),
@@ -251,7 +284,7 @@ class GreenpathPredictor(Predictor):
             n = len(v)
             start = max(int(k), self.min_origin, 1)
             for o in range(start, n):
-                state = _origin_state(v[:o], tr[:o], vl[:o], rm[:o])
+                state = _origin_state(v[:o], tr[:o], vl[:o], rm[:o], self.level_window)
                 hs = np.arange(1, n - o + 1)
                 x = _target_features(state, info, str(m), hs)
                 x["y"] = lv[o:] - state["level"]
@@ -332,7 +365,7 @@ class GreenpathPredictor(Predictor):
             fitted = d @ self.ols_params
         else:
             # robust level shift: median log-odds change per (method, switch, horizon bucket)
-            key = _shift_keys(x)
+            key = _shift_keys(x, self.origin_buckets)
             self.shift_table = {k: float(np.median(y[key == k])) for k in np.unique(key)}
             fitted = self._predict_delta(x)
         res = y - fitted
@@ -400,7 +433,9 @@ class GreenpathPredictor(Predictor):
         if self.acc_model == "lgbm":
             return np.asarray(self.booster.predict(x[FEATURES]), dtype=float)
         if self.acc_model == "shift":
-            return np.array([self.shift_table.get(k, 0.0) for k in _shift_keys(x)])
+            return np.array(
+                [self.shift_table.get(k, 0.0) for k in _shift_keys(x, self.origin_buckets)]
+            )
         return _ols_design(x) @ self.ols_params
 
     def _acc_path(self, hist: pd.DataFrame, m: str, hs: np.ndarray, info: dict):
@@ -414,7 +449,7 @@ class GreenpathPredictor(Predictor):
         v, tr, vl, rm = _arrays(hist)
         if len(v) < 6:
             log.info("greenpath: %d-epoch history; level/slope over the epochs there are", len(v))
-        state = _origin_state(v, tr, vl, rm)
+        state = _origin_state(v, tr, vl, rm, self.level_window)
         x = _target_features(state, info, m, hs)
         lo = state["level"] + self._predict_delta(x)
         p = expit(lo)
