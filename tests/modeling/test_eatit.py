@@ -97,9 +97,10 @@ def test_bad_energy_and_missing_file(tmp_path):
 
 def test_flag_chance_level(tmp_path):
     rows = import_eatit(_write_fixture(tmp_path))
-    # aircraft: max 0.013 < 5/100 -> flagged; voc: 0.27 >= 5/20 = 0.25 -> kept
+    # aircraft: max 0.013 < min(5/100, 0.01 + 0.05) -> flagged; voc: 0.27 >= min(0.25, 0.10)
     assert flag_chance_level(rows) == {"aircraft"}
-    assert flag_chance_level(rows, factor=6.0) == {"aircraft", "voc"}
+    # voc with factor 6 and margin 0.25: 0.27 < min(6/20, 0.05 + 0.25) = 0.30 -> flagged
+    assert flag_chance_level(rows, factor=6.0, margin=0.25) == {"aircraft", "voc"}
 
 
 def test_shared_eatit(eatit_dir, tmp_path):
@@ -118,3 +119,20 @@ def test_shared_eatit(eatit_dir, tmp_path):
     t = t[t.epoch == 50].iloc[0]
     # path cumulative energy = the authors' energy_nvidia_cumulative
     assert t["energy_cum_j"] == pytest.approx(one["energy_nvidia_cumulative"] * 3.6e6, rel=1e-12)
+
+
+def test_chance_flag_keeps_binary_and_few_class_datasets():
+    """A binary dataset at 0.94 is not chance level although 5/K > 1; 0.53 is (chance + 3 points)."""
+    import pandas as pd
+
+    from greenpath.modeling.eatit import flag_chance_level
+
+    rows = pd.DataFrame(
+        {
+            "dataset": ["faces", "faces", "coin", "many", "ten"],
+            "num_classes": [2, 2, 2, 100, 10],
+            "val_accuracy": [0.60, 0.94, 0.53, 0.026, 0.16],
+        }
+    )
+    # many: 0.026 < min(5/100, 0.01 + 0.05) = 0.05; ten: 0.16 >= min(0.5, 0.15)
+    assert flag_chance_level(rows) == {"coin", "many"}

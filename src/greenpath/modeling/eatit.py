@@ -41,6 +41,9 @@ DATASET_RENAMES: dict[str, str] = {"visual_domain_decathlon/aircraft": "aircraft
 #: :func:`flag_chance_level` for the justification of the factor.
 CHANCE_FACTOR: float = 5.0
 
+#: ... or less than this accuracy (fraction) above chance, whichever bound is lower.
+CHANCE_MARGIN: float = 0.05
+
 _KEY = ["dataset", "mode", "intervention", "epoch"]
 
 _NVIDIA_NOTE = (
@@ -187,11 +190,15 @@ def import_eatit(
     return out
 
 
-def flag_chance_level(records: pd.DataFrame, factor: float = CHANCE_FACTOR) -> set[str]:
+def flag_chance_level(
+    records: pd.DataFrame, factor: float = CHANCE_FACTOR, margin: float = CHANCE_MARGIN
+) -> set[str]:
     """Datasets whose validation accuracy never leaves chance level.
 
-    Rule: flag a dataset when ``max(val_accuracy) < factor / num_classes`` over all its
-    rows (every path, every epoch). Uniform guessing gives ``1/num_classes`` in
+    Rule: flag a dataset when ``max(val_accuracy) < min(factor / K, 1 / K + margin)`` over
+    all its rows (every path, every epoch), K = num_classes. The second bound keeps the
+    rule meaningful for few classes (with K = 2, ``factor / K`` exceeds 1 and would flag
+    every binary dataset): chance + 5 points. Uniform guessing gives ``1/num_classes`` in
     expectation; a model that learned only the class prior can reach a few times that on
     imbalanced validation sets, and sampling noise adds ~``sqrt(p(1-p)/n_val)`` (0.0017 for
     EAT-IT aircraft, n_val = 3333). A factor of 5 leaves a margin over both: on EAT-IT it
@@ -201,6 +208,7 @@ def flag_chance_level(records: pd.DataFrame, factor: float = CHANCE_FACTOR) -> s
     Args:
         records: record-schema rows with ``dataset``, ``val_accuracy``, ``num_classes``.
         factor: multiple of the chance accuracy ``1/num_classes`` to leave.
+        margin: accuracy (fraction) above chance to leave, whichever bound is lower.
 
     Returns:
         Set of flagged dataset names (empty if none). Datasets without ``num_classes`` are
@@ -212,7 +220,8 @@ def flag_chance_level(records: pd.DataFrame, factor: float = CHANCE_FACTOR) -> s
         acc = pd.to_numeric(g["val_accuracy"], errors="coerce").dropna()
         if nc.empty or acc.empty or nc.iloc[0] <= 0:
             continue
-        if float(acc.max()) < factor / float(nc.iloc[0]):
+        k = float(nc.iloc[0])
+        if float(acc.max()) < min(factor / k, 1.0 / k + margin):
             flagged.add(str(name))
     return flagged
 

@@ -282,13 +282,23 @@ class GreenpathPredictor(Predictor):
             info = info_from(p, None)
             lv = logit(v)
             n = len(v)
-            start = max(int(k), self.min_origin, 1)
+            # Short runs (e.g. 10 epochs): origins from the middle of the run instead of
+            # ``min_origin``, so they still give training samples (case F1).
+            min_origin = min(self.min_origin, max(1, n // 2))
+            if min_origin < self.min_origin:
+                log.debug("path of %d epochs: min_origin %d -> %d", n, self.min_origin, min_origin)
+            start = max(int(k), min_origin, 1)
             for o in range(start, n):
                 state = _origin_state(v[:o], tr[:o], vl[:o], rm[:o], self.level_window)
                 hs = np.arange(1, n - o + 1)
                 x = _target_features(state, info, str(m), hs)
                 x["y"] = lv[o:] - state["level"]
                 rows.append(x)
+        if not rows:
+            raise ValueError(
+                "no training samples for the accuracy model: every path is shorter than 2 "
+                "epochs; fit on records with longer runs"
+            )
         return pd.concat(rows, ignore_index=True)
 
     def _fit_energy(self, t: pd.DataFrame) -> None:

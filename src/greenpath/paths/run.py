@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from greenpath.modeling.eatit import flag_chance_level
 from greenpath.paths import strategies as S
 from greenpath.paths.objectives import DEFAULT_TOLERANCE, get_objective
 from greenpath.paths.paper import paper_method
@@ -27,31 +28,6 @@ log = logging.getLogger(__name__)
 
 #: Patience values of the early-stopping baselines (issue 4).
 PATIENCES: tuple[int, ...] = (3, 5)
-
-#: Fallback chance-level factor when ``greenpath.modeling.eatit`` is not importable.
-CHANCE_FACTOR_FALLBACK: float = 5.0
-
-
-def flag_chance_level(records: pd.DataFrame) -> set[str]:
-    """Datasets whose validation accuracy never leaves chance level.
-
-    Uses ``greenpath.modeling.eatit.flag_chance_level`` (``max val_accuracy < 5 /
-    num_classes``, which flags EAT-IT's aircraft: best 0.026 with 100 classes). The rule
-    ``2 / num_classes`` would not flag it (0.026 > 0.02).
-    """
-    try:
-        from greenpath.modeling.eatit import flag_chance_level as _flag
-    except ImportError:  # pragma: no cover - modeling is part of the package
-        _flag = None
-    if _flag is not None:
-        return set(_flag(records))
-    flagged = set()
-    for name, g in records.groupby("dataset"):
-        nc = pd.to_numeric(g["num_classes"], errors="coerce").dropna()
-        if len(nc) and nc.iloc[0] > 0:
-            if g["val_accuracy"].max() < CHANCE_FACTOR_FALLBACK / nc.iloc[0]:
-                flagged.add(str(name))
-    return flagged
 
 
 def load_predictor(model_path: Path) -> Any:
