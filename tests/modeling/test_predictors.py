@@ -173,3 +173,31 @@ def test_shift_keys_origin_buckets():
 def test_greenpath_registry_defaults():
     g = get_predictor("greenpath")
     assert (g.level_window, g.origin_buckets, g.min_origin) == (4, [15, 25, 35], 10)
+
+
+def test_diverged_paths_are_excluded_from_fitting(caplog):
+    """Issue 7: a path with a diverged epoch is no learning curve; it is dropped and logged."""
+    import pandas as pd
+
+    from greenpath.modeling.base import exclude_failed_paths
+
+    rows = []
+    for method, k, status in (("base", 0, "ok"), ("quant", 2, "diverged"), ("freeze", 2, "ok")):
+        for e in range(1, 5):
+            rows.append(
+                dict(
+                    study="s",
+                    dataset="d",
+                    seed=0,
+                    method=method,
+                    intervention_epoch=k,
+                    epoch=e,
+                    status=status if e == 4 else "ok",
+                )
+            )
+    traj = pd.DataFrame(rows)
+    with caplog.at_level("WARNING"):
+        kept = exclude_failed_paths(traj)
+    assert sorted(set(zip(kept.method, kept.intervention_epoch))) == [("base", 0), ("freeze", 2)]
+    assert len(kept) == 8
+    assert "excluding 1 path(s)" in caplog.text

@@ -170,13 +170,39 @@ def info_from(history: pd.DataFrame | None, dataset_info: Mapping | None) -> dic
     return out
 
 
+def exclude_failed_paths(trajectories: pd.DataFrame) -> pd.DataFrame:
+    """Drop every path that has a row whose ``status`` is not ``ok`` (issue 7).
+
+    A ``diverged`` epoch (non-finite loss) or a ``skipped`` branch (precision not
+    available) is no learning curve to fit or score: its whole path is excluded, and the
+    excluded paths are logged at WARNING level. Rows without a ``status`` column are kept.
+    """
+    if "status" not in trajectories.columns or trajectories.empty:
+        return trajectories
+    keys = [
+        c for c in ("study", "dataset", "seed", "method", "intervention_epoch") if c in trajectories
+    ]
+    bad = trajectories.loc[trajectories["status"].fillna("ok") != "ok", keys].drop_duplicates()
+    if bad.empty:
+        return trajectories
+    log.warning(
+        "excluding %d path(s) with diverged or skipped epochs: %s",
+        len(bad),
+        bad.to_dict("records")[:5],
+    )
+    marked = trajectories.merge(bad.assign(_bad=True), on=keys, how="left")
+    return trajectories[marked["_bad"].isna().to_numpy()]
+
+
 def training_paths(trajectories: pd.DataFrame) -> pd.DataFrame:
-    """Trajectory rows of the base/freeze/quant paths (``stop`` paths dropped)."""
+    """Trajectory rows of the base/freeze/quant paths (``stop`` paths and paths with
+    diverged or skipped epochs dropped, see :func:`exclude_failed_paths`)."""
     if "row_method" not in trajectories.columns:
         raise ValueError(
             "fit() needs trajectories from greenpath.records.build_trajectories "
             "(column row_method missing)"
         )
+    trajectories = exclude_failed_paths(trajectories)
     t = trajectories[trajectories["method"].isin(FORECAST_METHODS)].copy()
     if t.empty:
         raise ValueError("no base/freeze/quant paths to fit on")

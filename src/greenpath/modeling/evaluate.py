@@ -41,6 +41,7 @@ from greenpath.modeling.base import (
     FORECAST_METHODS,
     Predictor,
     energy_column,
+    exclude_failed_paths,
     get_predictor,
     info_from,
 )
@@ -331,7 +332,7 @@ def evaluate_lodo(
         per_dataset, pooled (``all`` and ``excluding_flagged``), seconds.
     """
     t0 = time.perf_counter()
-    trajectories = replace_zero_accuracy(trajectories, zero_accuracy)
+    trajectories = exclude_failed_paths(replace_zero_accuracy(trajectories, zero_accuracy))
     if flagged is None:
         flagged = flag_chance_level(trajectories)
     ones, multis = [], []
@@ -372,7 +373,7 @@ def evaluate_model(
     figures are in-sample, not a fair test. ``zero_accuracy``: see :func:`evaluate_lodo`.
     """
     t0 = time.perf_counter()
-    trajectories = replace_zero_accuracy(trajectories, zero_accuracy)
+    trajectories = exclude_failed_paths(replace_zero_accuracy(trajectories, zero_accuracy))
     if flagged is None:
         flagged = flag_chance_level(trajectories)
     one = one_step_table(model, trajectories, min_epoch)
