@@ -50,5 +50,9 @@ format: setup
 test: setup lint
 	$(VENV)/bin/pytest -q
 
+# Benchmarks (bench/run.py): writes results/bench/*.json and results/bench/summary.md.
+bench: setup
+	$(PY) bench/run.py
+
 clean:
 	rm -rf results/* .snakemake

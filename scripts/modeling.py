@@ -24,7 +24,14 @@ def run(role, inputs, outputs, params, config, log_file=None):
     logging.basicConfig(
         filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
-    modeling = config.get("modeling", {})
+    try:
+        _run(role, inputs, outputs, params, config.get("modeling", {}))
+    except Exception:
+        logging.exception("modeling step %r failed", role)
+        raise
+
+
+def _run(role, inputs, outputs, params, modeling):
     if role == "import-eatit":
         from greenpath.modeling.eatit import flag_chance_level, import_eatit
         from greenpath.records import write_records
@@ -44,7 +51,7 @@ def run(role, inputs, outputs, params, config, log_file=None):
         mw.fit_study(inputs["records"], params["predictor"], outputs["model"])
     elif role == "paths":
         mw.paths_study(
-            inputs["model"],
+            inputs["model"][0],
             inputs["records"],
             outputs["json"],
             outputs["table"],
@@ -88,4 +95,4 @@ elif __name__ == "__main__":
         "src": a.src,
         "energy": a.energy,
     }
-    run(a.role, {"records": a.records, "model": a.model}, outputs, params, cfg)
+    run(a.role, {"records": a.records, "model": [a.model]}, outputs, params, cfg)

@@ -39,6 +39,7 @@ a rerun continues from the last complete epoch (docs/training.md).
 import argparse
 import logging
 import signal
+import tempfile
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,15 @@ def run(role: str, config: dict[str, Any], values: dict[str, Any]) -> None:
         "seed": int(need("seed")),
     }
     state_dir = Path(values["state_dir"]) if values.get("state_dir") else None
+    if role in ("trunk", "branch") and not values.get("in_checkpoint"):
+        # The epoch-0 state is a pure function of (config, dataset, seed): a job that starts
+        # at epoch 0 builds it in-process instead of waiting for an `init` job.
+        start = values.get("start") if role == "trunk" else values.get("intervention_epoch")
+        if int(need("start" if role == "trunk" else "intervention_epoch")) != 0:
+            raise SystemExit(f"train.py {role}: missing value 'in_checkpoint' (start {start})")
+        tmp = tempfile.TemporaryDirectory(prefix="greenpath-init-")
+        values = {**values, "in_checkpoint": str(Path(tmp.name) / "trunk_e0.pt")}
+        init_checkpoint(cfg, out_checkpoint=Path(values["in_checkpoint"]), **common)
     if role == "init":
         init_checkpoint(cfg, out_checkpoint=Path(need("out_checkpoint")), **common)
     elif role == "trunk":
@@ -120,7 +130,7 @@ def _from_snakemake(smk: Any) -> None:
                     v = getattr(src, n)
                 except AttributeError:
                     continue
-                if v is not None and not callable(v):
+                if v is not None and not callable(v) and not (isinstance(v, list) and not v):
                     return v
         return None
 

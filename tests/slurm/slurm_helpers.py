@@ -44,7 +44,7 @@ _ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQU
 
 def tiny_config(study: str = "slurm_ci") -> dict:
     """config/config.yaml cut down to digits (400 train / 100 val images), 1 seed, 2 epochs,
-    interventions 0 and 1 (7 training jobs: init, trunk 0-1 and 1-2, freeze/quant at 0, 1)."""
+    interventions 0 and 1 (6 training jobs: trunk 0-1 and 1-2, freeze/quant at 0, 1)."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["study"] = study
     cfg["datasets"] = {"digits": {"subset": {"train": 400, "val": 100}}}

@@ -34,11 +34,10 @@ PROFILE = str(REPO / "profiles" / "slurm")
 FAST = ["--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "5"]
 SMALL_MEM = [
     "--set-resources",
-    "init_model:mem_mb=1000",
     "train_trunk:mem_mb=1000",
     "train_branch:mem_mb=1000",
 ]
-TRAINING_RULES = ("init_model", "train_trunk", "train_branch")
+TRAINING_RULES = ("train_trunk", "train_branch")
 
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)|SLURM job ID (\d+)")
 RUN_ID = re.compile(r"SLURM run ID: (\S+)")
@@ -180,7 +179,7 @@ def test_tiny_workflow_runs_through_slurm(local_slurm, flaky_run, tmp_path):
     # Every training job ran as a SLURM job of this run and COMPLETED there.
     run_id = RUN_ID.search(out).group(1)
     ours = {j: s for j, (name, s) in local_slurm.jobs().items() if name == run_id}
-    assert len(ours) == 7, ours  # init, 2 trunk segments, 4 branches
+    assert len(ours) == 6, ours  # 2 trunk segments, 4 branches
     assert set(ours.values()) == {"COMPLETED"}, ours
     assert {j.split("_")[0] for j in ours} == set(submitted_ids(out))
     # Data preparation and aggregation ran on the "login node", not through sbatch.

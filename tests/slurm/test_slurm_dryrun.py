@@ -3,7 +3,7 @@
 Offline and without SLURM: a dry run builds the DAG only (no pre-flight, no sbatch).
 Expected jobs, by hand from config/paper.yaml (12 datasets, 1 seed, 50 epochs,
 interventions 0/10/20/30/40, methods freeze/quant/stop):
-  init_model 12 x 1 = 12; train_trunk 12 x 5 segments (0-10, ..., 40-50) = 60;
+  train_trunk 12 x 5 segments (0-10, ..., 40-50) = 60;
   train_branch 12 x 2 trained methods x 5 intervention epochs = 120;
   prepare_dataset 12 (local rule, login node).
 Training rules ask for gpu=1 (training.device: cuda); no other job asks for a GPU.
@@ -18,7 +18,7 @@ import pytest
 import yaml
 from slurm_helpers import REPO, run_snakemake, tiny_config, write_config
 
-TRAINING_RULES = {"init_model", "train_trunk", "train_branch"}
+TRAINING_RULES = {"train_trunk", "train_branch"}
 JOB_HEAD = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
 
 
@@ -64,7 +64,6 @@ def test_paper_dry_run_gpu_only_on_training_rules(tmp_path):
     out = dry_run(tmp_path, REPO / "config" / "paper.yaml")
     jobs = parse_dry_run(out)
     counts = Counter(rule for rule, _, _ in jobs)
-    assert counts["init_model"] == 12
     assert counts["train_trunk"] == 60
     assert counts["train_branch"] == 120
     assert counts["prepare_dataset"] == 12
@@ -84,8 +83,9 @@ def test_cpu_config_asks_for_no_gpu(tmp_path):
     cfg = write_config(tmp_path / "tiny.yaml", tiny_config())
     assert yaml.safe_load(cfg.read_text())["training"]["device"] == "cpu"
     jobs = parse_dry_run(dry_run(tmp_path, cfg))
-    # digits, 1 seed, epochs 2, interventions 0 and 1: init 1, trunk 0-1 and 1-2,
+    # digits, 1 seed, epochs 2, interventions 0 and 1: trunk 0-1 and 1-2,
     # branches freeze/quant at 0 and 1.
     counts = Counter(rule for rule, _, _ in jobs)
-    assert (counts["init_model"], counts["train_trunk"], counts["train_branch"]) == (1, 2, 4)
+    assert (counts["train_trunk"], counts["train_branch"]) == (2, 4)
+    assert "init_model" not in counts
     assert all("gpu" not in res for _, _, res in jobs)

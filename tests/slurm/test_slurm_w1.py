@@ -1,6 +1,6 @@
 """Case W1: SLURM job status without accounting, with fake SLURM commands on PATH.
 
-One training job (init_model for digits, seed 0) goes through the real workflow and the
+One training job (the first trunk segment of digits, seed 0) goes through the real workflow and the
 real profiles/slurm; sacct answers "Slurm accounting storage is disabled" (exit 1) as on
 a cluster without slurmdbd. Expected (docs/slurm.md): the pre-flight check either
 switches the plugin to squeue, or stops before any sbatch with a message naming the
@@ -19,11 +19,13 @@ from slurm_helpers import REPO, run_snakemake, tiny_config, write_config, write_
 
 pytestmark = pytest.mark.slow
 
-TARGET = "results/checkpoints/digits/seed0/trunk_e0.pt"
+TARGET = "results/checkpoints/digits/seed0/trunk_e1.pt"
+#: Every output of that job (the fake sbatch creates them: the "job" ran).
+OUTPUTS = (TARGET, "results/records/digits/seed0/base_e1.parquet")
 
 
 def run_w1(tmp_path: Path, timeout_s: float = 90, fast: bool = True, **fake_env: str):
-    """Submit the init_model job with the fake SLURM; return (process, calls, seconds).
+    """Submit the first trunk-segment job with the fake SLURM; return (process, calls, seconds).
 
     ``fast``: first status query after 1 s (else the profile's 40 s), output wait 1 s.
     """
@@ -38,7 +40,7 @@ def run_w1(tmp_path: Path, timeout_s: float = 90, fast: bool = True, **fake_env:
         "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin",
         "HOME": str(tmp_path),
         "FAKE_SLURM_DIR": str(state),
-        "FAKE_TOUCH": str(work / TARGET),
+        "FAKE_TOUCH": " ".join(str(work / o) for o in OUTPUTS),
         **fake_env,
     }
     t0 = time.monotonic()

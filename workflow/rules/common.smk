@@ -32,9 +32,17 @@ RESULTS = "results"
 wildcard_constraints:
     dataset="[a-z0-9_]+",
     seed=r"\d+",
-    end=r"[1-9]\d*",  # a trunk segment ends after >= 1 epoch; trunk_e0 is init_model's
+    end=r"[1-9]\d*",  # a trunk segment ends after >= 1 epoch
     k=r"\d+",
     method="freeze|quant",
+
+
+def _checkpoint(wildcards, epoch):
+    """Trunk checkpoint after ``epoch`` epochs; none for epoch 0, which every job that
+    starts there builds in-process from the seed (scripts/train.py)."""
+    if epoch == 0:
+        return []
+    return f"{RESULTS}/checkpoints/{wildcards.dataset}/seed{wildcards.seed}/trunk_e{epoch}.pt"
 
 
 def trunk_start_checkpoint(wildcards):
@@ -44,8 +52,12 @@ def trunk_start_checkpoint(wildcards):
         raise WorkflowError(
             f"no trunk segment ends at epoch {end}; segments: {SEGMENTS}"
         )
-    start = SEGMENT_START[end]
-    return f"{RESULTS}/checkpoints/{wildcards.dataset}/seed{wildcards.seed}/trunk_e{start}.pt"
+    return _checkpoint(wildcards, SEGMENT_START[end])
+
+
+def branch_start_checkpoint(wildcards):
+    """Checkpoint a branch at intervention epoch ``k`` starts from."""
+    return _checkpoint(wildcards, int(wildcards.k))
 
 
 def record_files():
@@ -102,11 +114,20 @@ def modeling_studies():
 
 MODEL_STUDIES = modeling_studies()
 
+#: Studies with the >= 2 datasets that leave-one-dataset-out needs (EAT-IT has 9).
+LODO_STUDIES = [s for s in MODEL_STUDIES if s != config["study"] or len(DATASETS) >= 2]
+if config["study"] not in LODO_STUDIES:
+    print(
+        f"greenpath: study {config['study']!r} has one dataset; leave-one-dataset-out "
+        "modeling, paths and the closed loop need two or more and are skipped",
+        file=sys.stderr,
+    )
+
 
 def model_targets():
     """Every modeling output of every study (add to `rule all`)."""
     out = []
-    for s in MODEL_STUDIES:
+    for s in LODO_STUDIES:
         out += [
             f"{RESULTS}/evaluation/{s}.json",
             f"{RESULTS}/paths/{s}.json",
@@ -121,4 +142,6 @@ CONTROL_DIR = f"{RESULTS}/control"
 
 def control_targets():
     """The closed loop's final table (add to `rule all`)."""
-    return [f"{CONTROL_DIR}/control.csv"] if CONTROL["enabled"] else []
+    if not CONTROL["enabled"] or config["study"] not in LODO_STUDIES:
+        return []
+    return [f"{CONTROL_DIR}/control.csv"]

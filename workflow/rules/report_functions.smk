@@ -34,7 +34,8 @@ def report_inputs(wildcards):
         )
     inputs = {"records": studies[wildcards.study]}
     for key, (rule_name, pattern) in REPORT_OPTIONAL.items():
-        if rule_name in {r.name for r in workflow.rules}:
+        lodo = wildcards.study in globals().get("LODO_STUDIES", [wildcards.study])
+        if lodo and rule_name in {r.name for r in workflow.rules}:
             inputs[key] = pattern.format(study=wildcards.study)
     return inputs
 

@@ -1,20 +1,3 @@
-rule init_model:
-    input:
-        dataset=f"{RESULTS}/data/{{dataset}}.npz",
-    output:
-        checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e0.pt",
-    log:
-        f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/init.log",
-    conda:
-        "../../envs/greenpath.yaml"
-    resources:
-        **training_resources(),
-    params:
-        role="init",
-    script:
-        "../../scripts/train.py"
-
-
 rule train_trunk:
     input:
         dataset=f"{RESULTS}/data/{{dataset}}.npz",
@@ -39,7 +22,7 @@ rule train_trunk:
 rule train_branch:
     input:
         dataset=f"{RESULTS}/data/{{dataset}}.npz",
-        checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e{{k}}.pt",
+        checkpoint=branch_start_checkpoint,
     output:
         records=f"{RESULTS}/records/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.parquet",
     log:

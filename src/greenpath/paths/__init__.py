@@ -12,7 +12,15 @@ from greenpath.paths.objectives import (
     get_objective,
 )
 from greenpath.paths.paper import paper_method
-from greenpath.paths.planner import Margin, margin_grid, plan_tree, planner_lodo
+from greenpath.paths.planner import (
+    Margin,
+    conformal_margins,
+    margin_grid,
+    plan_residuals,
+    plan_tree,
+    planner_lodo,
+    planner_lodo_conformal,
+)
 from greenpath.paths.report import outcome_table, summarize
 from greenpath.paths.run import run_paths, run_strategies
 from greenpath.paths.strategies import (
@@ -37,6 +45,7 @@ __all__ = [
     "fixed_stop",
     "full_trunk",
     "get_objective",
+    "conformal_margins",
     "margin_grid",
     "oracle",
     "outcome_table",
@@ -44,7 +53,9 @@ __all__ = [
     "patience_stop_epoch",
     "patience_stopping",
     "plan_tree",
+    "plan_residuals",
     "planner_lodo",
+    "planner_lodo_conformal",
     "run_paths",
     "run_strategies",
     "summarize",

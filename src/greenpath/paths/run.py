@@ -19,7 +19,14 @@ from greenpath.modeling.eatit import flag_chance_level
 from greenpath.paths import strategies as S
 from greenpath.paths.objectives import DEFAULT_TOLERANCE, get_objective
 from greenpath.paths.paper import paper_method
-from greenpath.paths.planner import Margin, PredictorLike, margin_grid, planner_lodo
+from greenpath.paths.planner import (
+    Margin,
+    PredictorLike,
+    forecast_tree,
+    margin_grid,
+    planner_lodo,
+    planner_lodo_conformal,
+)
 from greenpath.paths.report import outcome_table, summarize
 from greenpath.paths.tree import Tree, build_trees
 from greenpath.records import atomic_path, build_trajectories, read_records
@@ -150,13 +157,21 @@ def run_strategies(
     else:
         extra["paper_skipped"] = "needs >= 2 datasets (leave-one-dataset-out fit)"
     if predictor_for is not None:
-        choices, details = planner_lodo(trees, predictor_for, obj, grid)
+        fcs = {t.key: forecast_tree(t, predictor_for(t.dataset)) for t in trees}
+        choices, details = planner_lodo(trees, predictor_for, obj, grid, forecasts=fcs)
         strategies["planner"] = (
             "greenpath planner: forecast every option at each decision epoch, safety "
             "margin calibrated leave-one-dataset-out",
             choices,
         )
         extra["planner_margins"] = details
+        c_choices, c_details = planner_lodo_conformal(trees, predictor_for, obj, forecasts=fcs)
+        strategies["planner_conformal"] = (
+            "greenpath planner with per-plan-kind conformal margins (20 % lower quantile "
+            "of the other datasets' forecast residuals), leave-one-dataset-out",
+            c_choices,
+        )
+        extra["planner_conformal_margins"] = c_details
     for p in PATIENCES:
         strategies[f"patience_{p}"] = (
             f"early stopping on the trunk, patience {p}, restore best (reported accuracy "
