@@ -35,12 +35,11 @@ ends the job cleanly: temporary files are removed and the per-epoch resume state
 a rerun continues from the last complete epoch (docs/training.md).
 """
 
-
 import argparse
 import logging
 import signal
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
