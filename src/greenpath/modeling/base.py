@@ -226,6 +226,25 @@ class Predictor(ABC):
         if not self.fitted:
             raise RuntimeError(f"predictor {self.name!r} is not fitted; call fit() first")
 
+    def _forecast_inputs(
+        self, history: pd.DataFrame, method: str, intervention_epoch: int, last_epoch: int
+    ) -> tuple[pd.DataFrame, int, int]:
+        """Checks shared by every ``forecast``: fitted, known method, ``last_epoch > k``.
+
+        Returns:
+            (history sorted by epoch and checked for alignment up to k, k, last_epoch).
+
+        Raises:
+            RuntimeError: not fitted. ValueError: unknown method, ``last_epoch <= k``, or a
+            history that is not exactly epochs ``1..k`` (case F1).
+        """
+        self._require_fitted()
+        check_method(method)
+        k, n = int(intervention_epoch), int(last_epoch)
+        if n <= k:
+            raise ValueError(f"last_epoch={n} must exceed intervention_epoch={k}")
+        return sorted_history(history, upto=k if k > 0 else None), k, n
+
     @abstractmethod
     def fit(self, trajectories: pd.DataFrame) -> Predictor:
         """Fit on the paths of the training fold (``build_trajectories`` output)."""

@@ -86,12 +86,7 @@ class _LastValue(Predictor):
         *,
         dataset_info: Mapping | None = None,
     ) -> PathForecast:
-        self._require_fitted()
-        check_method(method)
-        k, n = int(intervention_epoch), int(last_epoch)
-        if n <= k:
-            raise ValueError(f"last_epoch={n} must exceed intervention_epoch={k}")
-        hist = sorted_history(history, upto=k if k > 0 else None)
+        hist, k, n = self._forecast_inputs(history, method, intervention_epoch, last_epoch)
         acc, level, estd = self._levels(hist)
         h = np.arange(1, n - k + 1)
         return PathForecast(

@@ -528,12 +528,7 @@ class GreenpathPredictor(Predictor):
         *,
         dataset_info: Mapping | None = None,
     ) -> PathForecast:
-        self._require_fitted()
-        check_method(method)
-        k, n = int(intervention_epoch), int(last_epoch)
-        if n <= k:
-            raise ValueError(f"last_epoch={n} must exceed intervention_epoch={k}")
-        hist = sorted_history(history, upto=k if k > 0 else None)
+        hist, k, n = self._forecast_inputs(history, method, intervention_epoch, last_epoch)
         info = info_from(hist, dataset_info)
         hs = np.arange(1, n - k + 1)
         acc, acc_sd = self._acc_path(hist, method, hs, info)

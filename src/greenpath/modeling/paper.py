@@ -307,12 +307,7 @@ class PaperPredictor(Predictor):
         *,
         dataset_info: Mapping | None = None,
     ) -> PathForecast:
-        self._require_fitted()
-        check_method(method)
-        k, n = int(intervention_epoch), int(last_epoch)
-        if n <= k:
-            raise ValueError(f"last_epoch={n} must exceed intervention_epoch={k}")
-        hist = sorted_history(history, upto=k if k > 0 else None)
+        hist, k, n = self._forecast_inputs(history, method, intervention_epoch, last_epoch)
         epochs = np.arange(k + 1, n + 1)
         h = np.arange(1, n - k + 1)
         if len(hist) == 0:
