@@ -19,3 +19,46 @@ def test_minimum_epochs_by_hand():
     assert epochs_needed(50, [0, 10, 20, 30, 40], ["freeze"]) == 50 + 150
     assert branches([0, 3], ["stop"]) == []
     assert stop_points([0, 3, 5], ["stop"]) == [3, 5]
+
+
+def test_snakemake_dry_run_job_counts_match_the_grid(tmp_path):
+    """`snakemake -n` on the default config schedules exactly the grid's jobs (issue 2)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from greenpath.config import load_config
+    from greenpath.grid import grid_summary
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_config(repo / "config" / "config.yaml")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "results/records.parquet",
+            "--snakefile",
+            str(repo / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(repo / "config" / "config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=repo,
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
+    counts = dict(
+        (m.group(1), int(m.group(2))) for m in re.finditer(r"^(\w+)\s+(\d+)$", run.stdout, re.M)
+    )
+    g = grid_summary(cfg)
+    assert g == {"trees": 8, "trunk_jobs": 32, "branch_jobs": 64, "epochs": 480, "paths": 96}
+    assert counts["train_trunk"] == g["trunk_jobs"]
+    assert counts["train_branch"] == g["branch_jobs"]
+    assert counts["prepare_dataset"] == 4
+    assert counts["aggregate"] == 1
