@@ -12,7 +12,6 @@ arguments. A :class:`greenpath.data.DataError` (missing or corrupt data, bad opt
 printed without a traceback and the exit status is 1, so no training job starts.
 """
 
-
 import argparse
 import logging
 import sys

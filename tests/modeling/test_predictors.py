@@ -198,6 +198,9 @@ def test_diverged_paths_are_excluded_from_fitting(caplog):
     traj = pd.DataFrame(rows)
     with caplog.at_level("WARNING"):
         kept = exclude_failed_paths(traj)
-    assert sorted(set(zip(kept.method, kept.intervention_epoch))) == [("base", 0), ("freeze", 2)]
+    assert sorted(set(zip(kept.method, kept.intervention_epoch, strict=True))) == [
+        ("base", 0),
+        ("freeze", 2),
+    ]
     assert len(kept) == 8
     assert "excluding 1 path(s)" in caplog.text

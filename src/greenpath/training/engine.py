@@ -642,8 +642,8 @@ def train_epochs(
         if action == "stop":
             stop_after = int(epoch)
         elif action == "freeze":
-            trainable = (config.get("methods") or {}).get("freeze", {}).get(
-                "trainable", "last_layer"
+            trainable = (
+                (config.get("methods") or {}).get("freeze", {}).get("trainable", "last_layer")
             )
             method_frozen = sorted(set(method_frozen) | set(freeze_all_but(model, trainable)))
             optimizer = rebuild_optimizer(optimizer, model)
