@@ -75,6 +75,19 @@ def test_bad_config_is_refused_with_a_message(key, value, expected):
     assert expected in str(info.value)
 
 
+def test_missing_data_root_for_on_disk_datasets(tmp_path):
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["datasets"] = {"cifar10": {}}
+    cfg["data"]["root"] = str(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match=r"data.root = '.*nowhere' does not exist.*\['cifar10'\]"):
+        check_config(cfg)
+    cfg["data"]["download"] = True
+    check_config(cfg)  # torchvision may download it into a new root
+    cfg["data"]["download"] = False
+    (tmp_path / "nowhere").mkdir()
+    check_config(cfg)  # the prepare step names any missing file
+
+
 def test_at_least_20_bad_configs():
     assert len(BAD) >= 20
 

@@ -130,9 +130,29 @@ def check_config(config: Mapping[str, Any], *, check_datasets: bool = True) -> d
             unknown = [d for d in cfg["datasets"] if d not in known]
             if unknown:
                 problems.append(f"datasets: unknown dataset(s) {unknown}; known: {known}")
+            problems += _data_root_problems(cfg)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
     return cfg
+
+
+def _data_root_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """A missing ``data.root`` when a dataset must be read from it and cannot be downloaded.
+
+    The offline datasets (:data:`greenpath.data.OFFLINE_DATASETS`) need no root: they come
+    from installed packages and are written under it when needed.
+    """
+    from greenpath.data import OFFLINE_DATASETS
+
+    root = Path(cfg["data"]["root"])
+    on_disk = [d for d in cfg["datasets"] if d not in OFFLINE_DATASETS]
+    if on_disk and not cfg["data"].get("download") and not root.is_dir():
+        return [
+            f"data.root = {str(root)!r} does not exist, and datasets {on_disk} are read from "
+            "it; create it with the dataset files (docs/datasets.md), point data.root at "
+            "them, or set data.download: true where the network is"
+        ]
+    return []
 
 
 def load_config(path: str | os.PathLike[str], *, check_datasets: bool = True) -> dict[str, Any]:
