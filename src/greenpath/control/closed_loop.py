@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -241,13 +242,29 @@ def closed_loop(
                 methods=acts,
                 dataset_info=tree.dataset_info,
             )
-            meter = meter_factory() if meter_factory else None
-            live = train_controlled(config, dataset=ds, dataset_path=dataset_paths[ds],
-                                    seed=seed, out_dir=run_dir / "controlled",
-                                    controller=ctl, meter=meter)  # fmt: skip
-            meter = meter_factory() if meter_factory else None
-            full = train_controlled(config, dataset=ds, dataset_path=dataset_paths[ds],
-                                    seed=seed, out_dir=run_dir / "full", meter=meter)  # fmt: skip
+            if seed == seeds[0]:
+                # Untimed warm-up (thread pools, allocator, kernels) so the first measured
+                # run of the job does not pay the process's start-up costs alone.
+                with tempfile.TemporaryDirectory(prefix="greenpath-warmup-") as tmp:
+                    train_controlled(config, dataset=ds, dataset_path=dataset_paths[ds],
+                                     seed=seed, out_dir=Path(tmp), epochs=1)  # fmt: skip
+
+            def run_live(
+                kind: str, controller: Controller | None, ds=ds, seed=seed, run_dir=run_dir
+            ) -> Any:
+                meter = meter_factory() if meter_factory else None
+                return train_controlled(config, dataset=ds, dataset_path=dataset_paths[ds],
+                                        seed=seed, out_dir=run_dir / kind,
+                                        controller=controller, meter=meter)  # fmt: skip
+
+            # Alternate which live run goes first, so order effects on the measured energy
+            # (machine state, caches) do not favour either side.
+            if seeds.index(seed) % 2 == 0:
+                live = run_live("controlled", ctl)
+                full = run_live("full", None)
+            else:
+                full = run_live("full", None)
+                live = run_live("controlled", ctl)
             # the grid path the controller took (fresh controller, same settings)
             twin = Controller(predictors[ds], last_epoch=E, decision_epochs=dec,
                               objective=obj, margin=margin, methods=acts,
