@@ -55,4 +55,5 @@ bench: setup
 	$(PY) bench/run.py
 
 clean:
-	rm -rf results/* .snakemake
+	find results -mindepth 1 ! -name README.md -delete
+	rm -rf .snakemake

@@ -66,7 +66,10 @@ def cmd_import_eatit(a: argparse.Namespace) -> int:
         a.out,
         metadata={"source": "eatit", "energy": a.energy, "chance_level": ",".join(flagged)},
     )
-    print(f"wrote {len(rows)} rows to {a.out} (chance-level datasets: {flagged or 'none'})")
+    print(
+        f"wrote {len(rows)} rows to {a.out}; datasets flagged as chance level (kept, and "
+        f"metrics also reported without them, docs/modeling.md): {flagged or 'none'}"
+    )
     return 0
 
 
@@ -123,16 +126,28 @@ def cmd_paths(a: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------ parsers
+def _predictor_names() -> list[str]:
+    from greenpath.modeling.base import available_predictors
+
+    return available_predictors()
+
+
 def _p_import(p: argparse.ArgumentParser) -> None:
     p.add_argument("--src", type=Path, required=True, help="folder with EAT-IT CSV files")
     p.add_argument("--out", type=Path, required=True, help="records Parquet file to write")
-    p.add_argument("--energy", choices=["nvidia", "codecarbon"], default="nvidia")
+    p.add_argument(
+        "--energy",
+        choices=["nvidia", "codecarbon"],
+        default="nvidia",
+        help="energy column: nvidia (the paper's nvidia-smi integration) or codecarbon "
+        "(default: %(default)s)",
+    )
 
 
 def _p_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", type=Path, nargs="+", required=True)
     p.add_argument(
-        "--predictor", required=True, help="paper, persistence, carbontracker, greenpath, ..."
+        "--predictor", required=True, choices=_predictor_names(), help="predictor to fit"
     )
     p.add_argument("--params", help="predictor parameters as a JSON object")
     p.add_argument("--out", type=Path, required=True, help="model JSON to write")
@@ -142,13 +157,13 @@ def _p_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="model JSON from `greenpath fit`")
     p.add_argument("--records", type=Path, nargs="+", required=True)
     p.add_argument("--lodo", action="store_true", help="leave-one-dataset-out refits")
-    p.add_argument("--predictor", help="predictor name (with --lodo)")
+    p.add_argument("--predictor", choices=_predictor_names(), help="predictor (with --lodo)")
     p.add_argument("--params", help="predictor parameters as a JSON object (with --lodo)")
     p.add_argument("--out", type=Path, required=True, help="evaluation JSON to write")
 
 
 def _p_paths(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True, help="model JSON from `greenpath fit`")
     p.add_argument("--records", type=Path, nargs="+", required=True)
     p.add_argument(
         "--objective", choices=["constrained", "score", "weighted"], default="constrained"
@@ -157,7 +172,7 @@ def _p_paths(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lam", type=float, default=None, help="lambda of the weighted objective (per kWh)"
     )
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="paths JSON to write")
 
 
 #: subcommand -> (parser builder, handler, help)

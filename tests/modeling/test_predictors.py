@@ -204,3 +204,36 @@ def test_diverged_paths_are_excluded_from_fitting(caplog):
     ]
     assert len(kept) == 8
     assert "excluding 1 path(s)" in caplog.text
+
+
+def test_cold_start_energy_with_proportional_split_sizes():
+    """Validation sizes = train/4 make log sizes collinear: the cold-start energy level must
+    stay on the fitted scale (it exploded to 1e90 J before), here 0.01 J per image."""
+    import numpy as np
+    import pandas as pd
+
+    from greenpath.modeling.base import get_predictor
+    from greenpath.records import build_trajectories, to_table
+
+    sizes = {"a": (1437, 360), "b": (160, 40), "c": (2000, 500), "d": (960, 240)}
+    rows = []
+    for ds, (tr, va) in sizes.items():
+        for e in range(1, 11):
+            rows.append(
+                dict(study="s", dataset=ds, seed=0, model="m", method="base",
+                     intervention_epoch=0, epoch=e, status="ok",
+                     val_accuracy=0.5 + 0.04 * e, train_accuracy=0.5 + 0.045 * e,
+                     val_loss=1.0 / e, train_loss=1.0 / e,
+                     energy_total_j=0.01 * (tr + va) * (1 + 0.01 * (e % 3)),
+                     duration_s=1.0, num_classes=10, train_size=tr, val_size=va,
+                     image_size=16)
+            )  # fmt: skip
+    traj = build_trajectories(to_table(pd.DataFrame(rows)).to_pandas())
+    model = get_predictor("greenpath").fit(traj)
+    info = {"num_classes": 10, "train_size": 1437, "val_size": 360, "image_size": 16}
+    fc = model.forecast(traj.iloc[:0], "base", 0, 10, dataset_info=info)
+    steady = float(np.median(fc.energy_j[1:]))
+    assert 0.8 * 17.97 < steady < 1.2 * 17.97  # 0.01 J x 1797 images
+    # without sizes: the typical level of the fold, between the smallest and largest
+    fc = model.forecast(traj.iloc[:0], "base", 0, 10, dataset_info={})
+    assert 2.0 < float(np.median(fc.energy_j[1:])) < 25.0

@@ -117,3 +117,13 @@ def test_unwritable_directory_is_a_clear_error(tmp_path):
         target = ro / "r.parquet"
     with pytest.raises(RecordsError, match="cannot write to directory"):
         write_records([_row()], target)
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Atomic writes must not leave mkstemp's 0600 mode on shared results."""
+    old = os.umask(0o022)
+    try:
+        p = write_records([_row()], tmp_path / "r.parquet")
+    finally:
+        os.umask(old)
+    assert (p.stat().st_mode & 0o777) == 0o644

@@ -2,7 +2,7 @@
 
 Needs Debian's ``chromium`` (installed by ``.ci/run``); skipped with the reason otherwise.
 The screenshot of the Snakemake report is kept as a CI artifact at
-``results/report_screenshot.png`` (and ``results/report_gallery_screenshot.png`` for the
+``results/test_artifacts/report_screenshot.png`` (and ``report_gallery_screenshot.png`` for the
 standalone page).
 """
 
@@ -31,7 +31,7 @@ from greenpath.report.browser import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "results"
+ARTIFACTS = REPO / "results" / "test_artifacts"
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None,
@@ -115,7 +115,7 @@ def test_gallery_page_renders_with_figures(tmp_path):
     # the first figure (learning curves) fills the top of the page: many colours, ink
     assert nonblank_fraction(shot) > 0.05
     assert colour_count(shot, box=(0, 80, 1000, 600)) > 30
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "report_gallery_screenshot.png")
 
 
@@ -199,5 +199,5 @@ def test_snakemake_report_renders_in_chromium(tmp_path):
     # the figure occupies the right of the navbar (x > 300): many colours, ink
     assert colour_count(shot, box=(300, 250, 1400, 750)) > 30
     assert nonblank_fraction(shot) > 0.05
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "report_screenshot.png")

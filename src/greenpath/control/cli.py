@@ -11,14 +11,23 @@ from pathlib import Path
 
 def add_train_parser(p: argparse.ArgumentParser) -> None:
     """Options of ``greenpath train``."""
-    p.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/config.yaml"),
+        help="workflow config to take data, model and training settings from (default: %(default)s)",
+    )
     p.add_argument("--dataset", required=True, help="a dataset of the config, e.g. digits")
     p.add_argument(
         "--dataset-path", type=Path, help="prepared .npz (default <results>/data/<dataset>.npz)"
     )
     p.add_argument("--epochs", type=int, help="epochs of the full run (default training.epochs)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", help="model name (default model.name of the config)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        choices=["small_cnn", "vgg16_head"],
+        help="CNN architecture to train (default: model.name of the config); not the predictor",
+    )
     p.add_argument("--predictor", type=Path, help="fitted predictor JSON (`greenpath fit`)")
     p.add_argument(
         "--objective", choices=["constrained", "weighted", "score"], default="constrained"
@@ -29,7 +38,12 @@ def add_train_parser(p: argparse.ArgumentParser) -> None:
         "--decision-epochs",
         help="comma-separated, e.g. 0,3,5,7 (default: 0 + interventions.epochs)",
     )
-    p.add_argument("--actions", default="freeze,quant,stop", help="allowed actions")
+    p.add_argument(
+        "--actions",
+        default="freeze,quant,stop",
+        help="comma-separated actions the controller may take, from freeze, quant, stop "
+        "(default: %(default)s)",
+    )
     p.add_argument("--margin-z", type=float, default=0.0, help="safety margin: sigma multiple")
     p.add_argument("--margin-delta", type=float, default=0.0, help="safety margin: accuracy")
     p.add_argument("--patience", type=int, help="patience early stopping on val accuracy")
@@ -66,6 +80,16 @@ def cmd_train(a: argparse.Namespace) -> int:
         dec = sorted({0, *[int(k) for k in cfg["interventions"]["epochs"] if int(k) < E]})
     ctl = None
     if a.predictor is not None:
+        from greenpath.data import load_prepared
+
+        prepared = load_prepared(Path(ds_path))
+        # Descriptors for decisions before any epoch ran (cold-start forecasts use them).
+        info = {
+            "num_classes": prepared.num_classes,
+            "train_size": prepared.train_size,
+            "val_size": prepared.val_size,
+            "image_size": prepared.image_size,
+        }
         ctl = Controller(
             a.predictor,
             last_epoch=E,
@@ -75,6 +99,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             lam=a.lam,
             margin=Margin(a.margin_z, a.margin_delta),
             methods=tuple(x for x in a.actions.split(",") if x),
+            dataset_info=info,
         )
     elif a.patience is None:
         raise ValueError("greenpath train needs --predictor MODEL.json and/or --patience N")

@@ -39,6 +39,7 @@ empty history uses the cold-start rules.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -348,13 +349,37 @@ class GreenpathPredictor(Predictor):
         c = pd.DataFrame(cold_rows, columns=["train", "val", "level"]).dropna()
         if len(c) >= 3:
             logs = np.log(c[["train", "val"]].astype(float))
+            mode = "split"
+            if logs["train"].std() > 1e-12 and logs["val"].std() > 1e-12:
+                if abs(float(np.corrcoef(logs["train"], logs["val"])[0, 1])) > 0.95:
+                    # Validation sizes proportional to training sizes (a fixed split
+                    # fraction) make the two regressors collinear, and OLS then returns huge
+                    # opposite coefficients that explode off the fitted points: regress on
+                    # the images one epoch touches instead.
+                    mode = "sum"
+                    logs = pd.DataFrame(
+                        {"train": np.log(c["train"].astype(float) + c["val"].astype(float))}
+                    )
             varying = [col for col in logs.columns if logs[col].std() > 1e-12]  # constant: no info
             x = sm.add_constant(logs[varying], has_constant="add")
-            res = sm.OLS(np.log(c["level"].astype(float)), x).fit()
+            with warnings.catch_warnings(record=True) as caught:
+                # Few trees whose train and val sizes move together (e.g. fixed subsets)
+                # make this design rank-deficient: OLS then returns the minimum-norm fit,
+                # which is what the cold-start energy level needs. Logged, not printed.
+                warnings.simplefilter("always")
+                res = sm.OLS(np.log(c["level"].astype(float)), x).fit()
+            for w in caught:
+                log.info("cold-start energy model: %s", w.message)
             coef = [float(res.params["const"])] + [
                 float(res.params[col]) if col in varying else 0.0 for col in ("train", "val")
             ]
-            self.cold = {"coef": coef, "sigma": float(np.sqrt(res.scale))}
+            self.cold = {
+                "coef": coef,
+                "sigma": float(np.sqrt(res.scale)),
+                "mode": mode,
+                # fallback when a forecast has no dataset sizes: the typical level
+                "mean_log_level": float(np.mean(np.log(c["level"].astype(float)))),
+            }
         else:
             lv = np.log([row[2] for row in cold_rows]) if cold_rows else np.zeros(1)
             self.cold = {"coef": [float(np.mean(lv)), 0.0, 0.0], "sigma": float(np.std(lv)) or 1.0}
@@ -470,8 +495,12 @@ class GreenpathPredictor(Predictor):
         c = self.cold["coef"]
         tr, va = info.get("train_size"), info.get("val_size")
         if tr and va:
+            if self.cold.get("mode") == "sum":
+                return float(np.exp(c[0] + c[1] * np.log(tr + va)))
             return float(np.exp(c[0] + c[1] * np.log(tr) + c[2] * np.log(va)))
-        return float(np.exp(c[0]))
+        # No sizes: the fold's typical level (exp of the intercept alone would be the level
+        # of a 1-image dataset, far off the fitted points).
+        return float(np.exp(self.cold.get("mean_log_level", c[0])))
 
     def _energy_state(self, hist: pd.DataFrame) -> tuple[float, str]:
         """(steady level of the current method in J, current method) from a history."""

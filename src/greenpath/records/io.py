@@ -53,6 +53,11 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp"):
             "Check that it exists, is writable and that the disk is not full."
         ) from exc
     os.close(fd)
+    # mkstemp creates 0600; give the final file the usual umask-based mode (0644 with
+    # umask 022) so results stay readable on shared clusters.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
