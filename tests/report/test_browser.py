@@ -197,7 +197,10 @@ def test_snakemake_report_renders_in_chromium(tmp_path):
     res = render(html, shot, window_size=(1400, 1000), extra_js=open_result_js("energy_accuracy"))
     assert res.js_errors == [], res.js_errors
     # the figure occupies the right of the navbar (x > 300): many colours, ink
-    assert colour_count(shot, box=(300, 250, 1400, 750)) > 30
-    assert nonblank_fraction(shot) > 0.05
+    fig_box = (300, 250, 1400, 750)
+    assert colour_count(shot, box=fig_box) > 30
+    # ink in the figure area (axes, lines, text); a blank area is 0. The whole page's share
+    # varies with the report's layout (navbar collapsed or not), so it is not asserted.
+    assert nonblank_fraction(shot, box=fig_box) > 0.02
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "report_screenshot.png")

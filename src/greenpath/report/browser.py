@@ -213,14 +213,22 @@ def console_errors(stderr: str) -> list[str]:
     ]
 
 
-def nonblank_fraction(png: str | os.PathLike[str], threshold: int = 245) -> float:
+def nonblank_fraction(
+    png: str | os.PathLike[str],
+    threshold: int = 245,
+    box: tuple[int, int, int, int] | None = None,
+) -> float:
     """Fraction of pixels that are not (near-)white in a PNG screenshot.
 
     A pixel is blank when each of its R, G, B values (0-255) is >= ``threshold``.
+    ``box`` = (x0, y0, x1, y1) restricts the count to that region.
     """
     import matplotlib.image as mpimg
 
     img = mpimg.imread(str(png))
+    if box is not None:
+        x0, y0, x1, y1 = box
+        img = img[y0:y1, x0:x1]
     rgb = np.asarray(img[..., :3], dtype=np.float64)
     if rgb.max() <= 1.0:
         rgb = rgb * 255.0
