@@ -119,6 +119,14 @@ def _add(spec: TorchvisionSpec) -> None:
     SPECS[spec.name] = spec
 
 
+def _cifar_extracted_md5(c: Any) -> dict[str, str]:
+    """MD5 of every extracted CIFAR-10/100 batch file, from torchvision's class attributes."""
+    return {
+        **{f"{c.base_folder}/{f}": m for f, m in c.train_list + c.test_list},
+        f"{c.base_folder}/{c.meta['filename']}": c.meta["md5"],
+    }
+
+
 _add(
     TorchvisionSpec(
         name="cifar10",
@@ -139,10 +147,7 @@ _add(
         ),  # fmt: skip
         homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
         archives=lambda c: {c.filename: c.tgz_md5},
-        extracted_md5=lambda c: {
-            **{f"{c.base_folder}/{f}": m for f, m in c.train_list + c.test_list},
-            f"{c.base_folder}/{c.meta['filename']}": c.meta["md5"],
-        },
+        extracted_md5=_cifar_extracted_md5,
         labels=lambda ds: ds.targets,
         manual="Or download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and put it in the data root.",
     )
@@ -156,10 +161,7 @@ _add(
         required=("cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta"),
         homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
         archives=lambda c: {c.filename: c.tgz_md5},
-        extracted_md5=lambda c: {
-            **{f"{c.base_folder}/{f}": m for f, m in c.train_list + c.test_list},
-            f"{c.base_folder}/{c.meta['filename']}": c.meta["md5"],
-        },
+        extracted_md5=_cifar_extracted_md5,
         labels=lambda ds: ds.targets,
         manual="Or download https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz and put it in the data root.",
     )
