@@ -60,6 +60,32 @@ def build_model(torch: Any, num_classes: int) -> Any:
     )
 
 
+def counter_refresh(uuid: str, seconds: float = 2.0) -> dict[str, Any]:
+    """How often the driver refreshes the NVML total-energy counter of ``uuid``: read it every
+    ~1 ms for ``seconds`` and time its changes (s between changes: median, min, max)."""
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        h = pynvml.nvmlDeviceGetHandleByUUID(uuid)
+        changes, last, t_end = [], None, time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            v = pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
+            if v != last:
+                changes.append(time.monotonic())
+                last = v
+            time.sleep(0.001)
+    finally:
+        pynvml.nvmlShutdown()
+    gaps = [b - a for a, b in zip(changes[1:], changes[2:], strict=False)]
+    return {
+        "changes": len(changes) - 1,
+        "median_s": statistics.median(gaps) if gaps else None,
+        "min_s": min(gaps) if gaps else None,
+        "max_s": max(gaps) if gaps else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="GPU check of the greenpath energy meter")
     ap.add_argument("--out", default="results/gpu_check", help="output folder")
@@ -189,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # cost of one begin/end window on real NVML
     costs = []
-    for _ in range(200):
+    for _ in range(50):
         t0 = time.perf_counter_ns()
         meter.end(meter.begin())
         costs.append((time.perf_counter_ns() - t0) / 1e3)
@@ -228,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
                 statistics.median(gaps) if gaps else None
             ),
         },
+        # a begin/end window includes the wait for the counter's next refresh (interpolation)
         "window_cost_us_median": statistics.median(costs),
+        "nvml_counter_refresh": counter_refresh(records[0]["gpu_uuid"]) if on_cuda else None,
         "meter_metadata": meter.metadata(),
         "environment": {
             k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")

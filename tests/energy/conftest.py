@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import types
 from collections import Counter
 from collections.abc import Callable
@@ -12,6 +13,17 @@ from typing import Any
 import pytest
 
 from greenpath.energy import rapl
+
+
+@pytest.fixture(autouse=True)
+def _host_cuda_not_initialised(monkeypatch):
+    """Fake NVML devices must not meet the host's real GPU: on a CUDA machine, where torch
+    has initialised CUDA, the meter would map ``cuda:0`` by torch's real UUID, which no fake
+    NVML lists. Tests that need torch's mapping install a fake ``torch`` module instead."""
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "cuda"):
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    yield
 
 
 @pytest.fixture(autouse=True)

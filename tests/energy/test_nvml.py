@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from conftest import make_fake_nvml, make_fake_torch
@@ -311,3 +312,56 @@ def test_make_meter_with_no_visible_device_reports_absent(monkeypatch):
     meter.close()
     assert (m.gpu.source, m.gpu.joules, m.gpu_uuids) == ("absent", 0.0, ())
     assert "no visible CUDA device" in m.gpu.note
+
+
+def stepping_counter(watts: float, step_s: float) -> Any:
+    """An energy counter (mJ) that the 'driver' refreshes only every ``step_s`` of real time."""
+    t0 = time.monotonic()
+
+    def read() -> int:
+        published = math.floor((time.monotonic() - t0) / step_s) * step_s
+        return int(1_000_000 + watts * 1000 * published)
+
+    return read
+
+
+def test_e9_short_windows_on_a_coarse_counter_are_never_zero_and_add_up():
+    """E9 on the GPU (seen on an H200: 20 ms epochs read 0 J): a counter refreshed every 60 ms
+    at a steady 200 W, read over 30 contiguous 10 ms windows. Every window gets energy, each
+    about 200 W x its length, and together they match 200 W x the whole span (the counter's
+    own refresh granularity, one step at each end, is the tolerance)."""
+    nvml = make_fake_nvml([{"uuid": "GPU-a", "energy_mj": stepping_counter(200.0, 0.06)}])
+    meter = NvmlGpuMeter("cuda:0", nvml=nvml, env={})
+    ms = []
+    w = meter.begin()
+    t_start = time.monotonic()
+    for _ in range(30):
+        time.sleep(0.01)
+        w2 = meter.begin()
+        ms.append(meter.end(w))
+        w = w2
+    meter.end(w)
+    span = time.monotonic() - t_start
+    meter.close()
+    joules = [m.gpu.joules for m in ms]
+    assert all(m.gpu.source == "nvml_counter" for m in ms)
+    assert min(joules) > 0, joules
+    walls = [m.wall_s for m in ms]
+    per_window_w = sorted(j / s for j, s in zip(joules, walls, strict=True))
+    assert 100 < per_window_w[len(per_window_w) // 2] < 300  # median power about 200 W
+    assert sum(joules) == pytest.approx(200.0 * span, abs=200.0 * 0.06 * 2 + 1.0)
+
+
+def test_counter_boundaries_wait_no_longer_than_counter_wait_s():
+    """A counter that never moves: the window reads 0 J with a note, after at most the wait."""
+    nvml = make_fake_nvml([{"uuid": "GPU-a", "energy_mj": 5000}])
+    meter = NvmlGpuMeter("cuda:0", nvml=nvml, env={}, counter_wait_s=0.05)
+    w = meter.begin()
+    t0 = time.monotonic()
+    m = meter.end(w)
+    waited = time.monotonic() - t0
+    meter.close()
+    assert m.gpu.joules == 0.0 and "did not advance" in m.gpu.note
+    assert waited < 1.0
+    with pytest.raises(ValueError, match="counter_wait_s"):
+        NvmlGpuMeter("cuda:0", nvml=nvml, env={}, counter_wait_s=-1)

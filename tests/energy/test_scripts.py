@@ -33,6 +33,10 @@ def test_bench_meter_writes_json(tmp_path, capsys):
 
 
 @pytest.mark.slow  # imports torch in a subprocess (~5 s here)
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is not None and __import__("torch").cuda.is_available(),
+    reason="this machine has CUDA; the check runs for real (tests/training/test_training_cuda.py)",
+)
 def test_gpu_check_exits_clearly_without_cuda(tmp_path):
     r = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--out", str(tmp_path / "g")],

@@ -35,6 +35,10 @@ DEFAULT_ENERGY_CONFIG: dict[str, Any] = {
     "poll_interval_s": 1.0,
     # Period of the NVML power-sampling thread used only on GPUs without the energy counter, s.
     "gpu_poll_interval_s": 0.1,
+    # Longest wait at a window's end for the NVML energy counter's next refresh, s; the
+    # boundary's energy is interpolated between the refreshes around it (failure case E9).
+    # 0 = no wait (short windows may then read 0 J).
+    "gpu_counter_wait_s": 0.5,
     # Estimate: TDP of all CPU packages together, W. 85 W is the TDP of e.g. an Intel Xeon
     # Silver 4210 (datasheet); set your CPU's.
     "cpu_tdp_w": 85.0,
@@ -68,6 +72,7 @@ ENERGY_CONFIG_SCHEMA: dict[str, Any] = {
         "powercap_root": {"type": "string", "minLength": 1, "default": "/sys/class/powercap"},
         "poll_interval_s": {"type": "number", "exclusiveMinimum": 0, "default": 1.0},
         "gpu_poll_interval_s": {"type": "number", "exclusiveMinimum": 0, "default": 0.1},
+        "gpu_counter_wait_s": {"type": "number", "minimum": 0, "default": 0.5},
         "cpu_tdp_w": {"type": "number", "exclusiveMinimum": 0, "default": 85.0},
         "cpu_idle_fraction": {
             "type": "number",

@@ -43,7 +43,11 @@ def make_meter(energy_config: dict[str, Any] | None, *, device: str = "cpu") -> 
     elif dev == "cpu":
         absent_notes["gpu"] = "device='cpu': this process uses no GPU"
     else:
-        gpu = NvmlGpuMeter(dev, poll_interval_s=cfg["gpu_poll_interval_s"])
+        gpu = NvmlGpuMeter(
+            dev,
+            poll_interval_s=cfg["gpu_poll_interval_s"],
+            counter_wait_s=cfg["gpu_counter_wait_s"],
+        )
         if gpu.absent_reason is None:
             meters.append(gpu)
         else:

@@ -2,8 +2,19 @@
 
 Per device the meter uses, in order of preference:
 
-1. ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load; Volta and newer), read at
-   the window boundaries: source ``nvml_counter``;
+1. ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load; Volta and newer): source
+   ``nvml_counter``. The driver refreshes this counter only every few tens of milliseconds,
+   so a short window read at its boundaries alone would often show exactly 0 J and the next
+   one the whole step (failure case E9, seen on an H200: 20 ms epochs read 0 J). The meter
+   therefore times the counter's changes and takes the cumulative energy at a boundary by
+   linear interpolation between the change before and the change after it: ``end()`` reads
+   the counter every millisecond, up to ``counter_wait_s``, until it changes after the window
+   (on an H200 it refreshes every 100 ms; one read costs about 2.7 ms there). There is no
+   polling thread in this mode: each NVML read also costs the GPU's driver time, and
+   between back-to-back windows the wait at the previous end already times the change
+   that the next window starts from. Consecutive
+   windows share their interpolated boundaries' arithmetic, so their energies add up to the
+   counter's own delta over the run (to within one refresh step at the run's two ends);
 2. where that raises ``NVMLError_NotSupported`` (older GPUs, failure case E5), a daemon
    thread samples ``nvmlDeviceGetPowerUsage`` (mW) every ``poll_interval_s`` and integrates
    it with the trapezoid rule; the window boundaries take their own samples so the whole
@@ -299,6 +310,73 @@ class _Integrator:
             return self.joules
 
 
+class _Boundary:
+    """A window boundary on one device's energy counter: read at ``t`` (s, meter clock).
+
+    ``(t_a, v_a)``: the counter's last change at or before ``t`` (J); ``(t_b, v_b)``: its first
+    change after ``t``, filled in by :class:`_CounterTrack` (``None`` until seen).
+    """
+
+    __slots__ = ("t", "t_a", "v_a", "t_b", "v_b")
+
+    def __init__(self, t: float, t_a: float, v_a: float) -> None:
+        self.t, self.t_a, self.v_a = t, t_a, v_a
+        self.t_b: float | None = None
+        self.v_b: float | None = None
+
+    def joules(self) -> float:
+        """Cumulative energy at ``t``, J: linear between the changes around it, else ``v_a``."""
+        if self.t_b is None or self.v_b is None or self.t_b <= self.t_a:
+            return self.v_a
+        frac = min(max((self.t - self.t_a) / (self.t_b - self.t_a), 0.0), 1.0)
+        return self.v_a + (self.v_b - self.v_a) * frac
+
+
+class _CounterTrack:
+    """Times the changes of one device's NVML total-energy counter (J).
+
+    Every read (poller or boundary) goes through :meth:`observe` under one lock, so change
+    times are in order; open boundaries waiting for the next change are completed by it.
+    """
+
+    def __init__(self, read: Callable[[], float], clock: Callable[[], float]) -> None:
+        self.read = read
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.last_t: float | None = None
+        self.last_v: float | None = None
+        self.pending: list[_Boundary] = []
+        self.changes = 0
+
+    def _observe_locked(self) -> tuple[float, float]:
+        v = float(self.read())
+        t = self.clock()
+        if self.last_v is None or v != self.last_v:
+            if self.last_v is not None:
+                self.changes += 1
+                for b in self.pending:
+                    b.t_b, b.v_b = t, v
+                self.pending.clear()
+            self.last_t, self.last_v = t, v
+        return t, v
+
+    def observe(self) -> None:
+        """Read the counter now (raises what NVML raises)."""
+        with self.lock:
+            self._observe_locked()
+
+    def boundary(self) -> _Boundary:
+        """Read the counter now and open a boundary at this instant."""
+        with self.lock:
+            t, v = self._observe_locked()
+            assert self.last_t is not None
+            b = _Boundary(t, self.last_t, v)
+            if len(self.pending) >= 1024:  # a counter that never moves: keep the newest
+                del self.pending[:512]
+            self.pending.append(b)
+            return b
+
+
 class NvmlGpuMeter(Meter):
     """GPU energy of the devices this process uses (see module docstring).
 
@@ -311,6 +389,9 @@ class NvmlGpuMeter(Meter):
         clock: monotonic clock for power integration, s (tests pass a fake clock).
         force_power_integration: integrate power samples even where the energy counter
             exists (to cross-check the counter, e.g. in ``scripts/gpu_check.py``).
+        counter_wait_s: the longest ``end()`` waits for the counter's first change after the
+            window, s; if none comes, the boundary takes the counter's last value (and a
+            window with no change at all reads 0 J with a note).
     """
 
     components = ("gpu",)
@@ -324,8 +405,13 @@ class NvmlGpuMeter(Meter):
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         force_power_integration: bool = False,
+        counter_wait_s: float = 0.5,
     ) -> None:
         super().__init__()
+        if not counter_wait_s >= 0:
+            raise ValueError(f"counter_wait_s must be >= 0 s, got {counter_wait_s!r}")
+        self.counter_wait_s = float(counter_wait_s)
+        self._tracks: dict[str, _CounterTrack] = {}
         self.force_power_integration = bool(force_power_integration)
         self.device = device
         self.logical_index = parse_cuda_device(device)
@@ -420,6 +506,10 @@ class NvmlGpuMeter(Meter):
             try:
                 nvml.nvmlDeviceGetTotalEnergyConsumption(t.handle)
                 self.mode[t.uuid] = "counter"
+                self._tracks[t.uuid] = _CounterTrack(
+                    lambda h=t.handle: nvml.nvmlDeviceGetTotalEnergyConsumption(h) / 1e3,
+                    self._clock,
+                )
                 log.info("GPU %s: using the NVML total-energy counter", t.uuid)
                 return
             except Exception as e:  # noqa: BLE001
@@ -475,13 +565,13 @@ class NvmlGpuMeter(Meter):
                 pass
             self._initialised = False
 
-    def _snapshot(self) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
+    def _snapshot(self) -> dict[str, float | _Boundary | None]:
+        out: dict[str, float | _Boundary | None] = {}
         for t in self.targets:
             mode = self.mode.get(t.uuid)
             try:
                 if mode == "counter":
-                    out[t.uuid] = self._nvml.nvmlDeviceGetTotalEnergyConsumption(t.handle) / 1e3
+                    out[t.uuid] = self._tracks[t.uuid].boundary()
                 elif mode == "power":
                     out[t.uuid] = self._sample_power(t)
                 else:
@@ -491,8 +581,23 @@ class NvmlGpuMeter(Meter):
                 out[t.uuid] = None
         return out
 
+    def _settle(self, track: _CounterTrack, b: _Boundary) -> None:
+        """Wait (up to ``counter_wait_s``, real time) for the counter's change after ``b``."""
+        deadline = time.monotonic() + self.counter_wait_s
+        while b.t_b is None:
+            try:
+                track.observe()
+            except Exception:  # noqa: BLE001 - the boundary keeps the last value
+                return
+            if b.t_b is not None or time.monotonic() >= deadline:
+                return
+            time.sleep(0.001)
+
     def _energy(
-        self, start: dict[str, float | None], end: dict[str, float | None], wall_s: float
+        self,
+        start: dict[str, float | _Boundary | None],
+        end: dict[str, float | _Boundary | None],
+        wall_s: float,
     ) -> dict[str, ComponentEnergy]:
         if self._absent_reason is not None or not self.targets:
             return {}
@@ -500,6 +605,9 @@ class NvmlGpuMeter(Meter):
         notes: list[str] = []
         for t in self.targets:
             a, b = start.get(t.uuid), end.get(t.uuid)
+            if isinstance(a, _Boundary) and isinstance(b, _Boundary):
+                self._settle(self._tracks[t.uuid], b)
+                a, b = a.joules(), b.joules()
             if a is None or b is None:
                 domains[t.uuid] = float("nan")
                 notes.append(
