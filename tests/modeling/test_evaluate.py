@@ -44,7 +44,7 @@ def test_evaluate_lodo_fits_without_held_out(toy_traj):
     # one-step rows: per tree base 14 (epochs 7..20) + freeze/quant@0 14 each
     # + @5 14 each + @10 10 each = 90; 4 trees
     assert res["pooled"]["all"]["one_step"]["n"] == 360
-    assert res["pooled"]["excluding_flagged"]["one_step"]["n"] == 270
+    assert res["pooled"]["without_flagged"]["one_step"]["n"] == 270
     # multi-step: decisions 0, 5, 10 x base/freeze/quant per tree
     assert res["pooled"]["all"]["multi_step"]["all"]["n"] == 36
     assert res["pooled"]["all"]["multi_step"]["warm"]["n"] == 24

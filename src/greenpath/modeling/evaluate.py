@@ -277,7 +277,7 @@ def summarise(
             "multi_step": _multi_summary(m) if len(m) else {"n": 0},
         }
     pooled = {}
-    for label, keep in (("all", None), ("excluding_flagged", flagged)):
+    for label, keep in (("all", None), ("without_flagged", flagged)):
         o = one if keep is None or one.empty else one[~one["dataset"].isin(keep)]
         m = multi if keep is None or multi.empty else multi[~multi["dataset"].isin(keep)]
         pooled[label] = {
@@ -329,7 +329,7 @@ def evaluate_lodo(
 
     Returns:
         JSON-serialisable dict: predictor, params, protocol, flagged_datasets,
-        per_dataset, pooled (``all`` and ``excluding_flagged``), seconds.
+        per_dataset, pooled (``all`` and ``without_flagged``), seconds.
     """
     t0 = time.perf_counter()
     trajectories = exclude_failed_paths(replace_zero_accuracy(trajectories, zero_accuracy))
