@@ -21,7 +21,10 @@ engine/bare images/s ratio. JSON goes to ``--out`` (default ``results/bench/gpu.
 Exit status: 0 done, 2 CUDA unavailable (with a message). ``--device cpu`` runs a tiny
 smoke version on CPU (``--train-size 256`` etc.) to test the script only.
 
-Usage: ``python scripts/gpu_bench.py [--out results/bench/gpu.json] [--epochs 2]``
+The two loops run in alternating order from one method to the next (bare first for
+``base`` and ``quant``, engine first for ``freeze``).
+
+Usage: ``python scripts/gpu_bench.py [--out results/bench/gpu.json] [--epochs 3]``
 """
 
 from __future__ import annotations
@@ -284,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "results" / "bench" / "gpu.json"))
     ap.add_argument("--device", default="cuda:0", help="cuda:N, or cpu for a smoke test")
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per run (the first is warm-up)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--train-size", type=int, default=60000)
     ap.add_argument("--val-size", type=int, default=10000)
@@ -327,9 +330,13 @@ def main(argv: list[str] | None = None) -> int:
         ck0 = tmp / "ck0.pt"
         init_checkpoint(cfg, dataset_path=npz, seed=0, out_checkpoint=ck0)
         meter = make_meter(cfg.get("energy") or None, device=dev)
-        for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        for i, method in enumerate(methods):
             res: dict[str, Any] = {}
-            for loop in ("bare", "engine"):
+            # alternate which loop runs first, so drift (clocks, heat) does not favour one
+            order = ("bare", "engine") if i % 2 == 0 else ("engine", "bare")
+            res["order"] = list(order)
+            for loop in order:
                 sampler = UtilSampler(gpu_index) if dev.startswith("cuda") else None
                 if sampler is not None:
                     sampler.start()
