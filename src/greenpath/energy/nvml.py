@@ -3,18 +3,18 @@
 Per device the meter uses, in order of preference:
 
 1. ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load; Volta and newer): source
-   ``nvml_counter``. The driver refreshes this counter only every few tens of milliseconds,
-   so a short window read at its boundaries alone would often show exactly 0 J and the next
-   one the whole step (failure case E9, seen on an H200: 20 ms epochs read 0 J). The meter
-   therefore times the counter's changes and takes the cumulative energy at a boundary by
-   linear interpolation between the change before and the change after it: ``end()`` reads
-   the counter every millisecond, up to ``counter_wait_s``, until it changes after the window
-   (on an H200 it refreshes every 100 ms; one read costs about 2.7 ms there). There is no
-   polling thread in this mode: each NVML read also costs the GPU's driver time, and
-   between back-to-back windows the wait at the previous end already times the change
-   that the next window starts from. Consecutive
-   windows share their interpolated boundaries' arithmetic, so their energies add up to the
-   counter's own delta over the run (to within one refresh step at the run's two ends);
+   ``nvml_counter``. The driver refreshes this counter only periodically (every 100 ms on
+   an H200), so a short window read at its boundaries alone would often show exactly 0 J
+   and the next one the whole step (failure case E9, seen on an H200: 20 ms epochs read
+   0 J). The meter therefore times the counter's changes and takes the cumulative energy
+   at a boundary by linear interpolation between the change before and the change after
+   it: ``end()`` reads the counter every millisecond, up to ``counter_wait_s``, until it
+   changes after the window. There is no polling thread in this mode (one read costs
+   about 2.7 ms on an H200 VM); between back-to-back windows the wait at the previous end
+   already timed the change that the next window starts from. Every boundary is a point
+   on one monotone interpolated curve, so contiguous windows add up to that curve's rise
+   over the run, which differs from the counter's own delta by at most one refresh step at
+   each end;
 2. where that raises ``NVMLError_NotSupported`` (older GPUs, failure case E5), a daemon
    thread samples ``nvmlDeviceGetPowerUsage`` (mW) every ``poll_interval_s`` and integrates
    it with the trapezoid rule; the window boundaries take their own samples so the whole
@@ -335,8 +335,10 @@ class _Boundary:
 class _CounterTrack:
     """Times the changes of one device's NVML total-energy counter (J).
 
-    Every read (poller or boundary) goes through :meth:`observe` under one lock, so change
+    Every read (boundary or wait) goes through :meth:`observe` under one lock, so change
     times are in order; open boundaries waiting for the next change are completed by it.
+    The first read has no earlier change: it counts as a change at its own time, which can
+    overstate the first window by at most one refresh step.
     """
 
     def __init__(self, read: Callable[[], float], clock: Callable[[], float]) -> None:
@@ -346,14 +348,12 @@ class _CounterTrack:
         self.last_t: float | None = None
         self.last_v: float | None = None
         self.pending: list[_Boundary] = []
-        self.changes = 0
 
     def _observe_locked(self) -> tuple[float, float]:
         v = float(self.read())
         t = self.clock()
         if self.last_v is None or v != self.last_v:
             if self.last_v is not None:
-                self.changes += 1
                 for b in self.pending:
                     b.t_b, b.v_b = t, v
                 self.pending.clear()
