@@ -102,7 +102,8 @@ def make_fake_nvml(devices: list[dict[str, Any]], *, init_error: bool = False) -
     Each device: ``uuid``, ``name`` (default "H100"), ``bus`` (PCI bus id), ``energy_mj``
     (int or zero-arg callable), ``power_mw`` (int or callable), ``counter`` ("ok" |
     "unsupported" | "error" | "fail_after_probe"), ``power`` ("ok" | "unsupported"),
-    ``migs`` (list of MIG uuids; MIG mode on when non-empty). ``mod.calls`` counts calls per
+    ``migs`` (list of MIG uuids; MIG mode on when non-empty), ``procs`` (PIDs with a
+    compute context, list or callable; absent = the call raises NotSupported). ``mod.calls`` counts calls per
     (function, uuid).
     """
     mod = types.ModuleType("pynvml")
@@ -192,8 +193,15 @@ def make_fake_nvml(devices: list[dict[str, Any]], *, init_error: bool = False) -
             raise NVMLError_NotSupported()
         return int(val(h.dev.get("power_mw", 0)))
 
+    def nvmlDeviceGetComputeRunningProcesses(h: FakeHandle) -> list[Any]:  # noqa: N802
+        calls[("procs", uid(h))] += 1
+        if "procs" not in h.dev:
+            raise NVMLError_NotSupported()
+        return [types.SimpleNamespace(pid=p, usedGpuMemory=None) for p in val(h.dev["procs"])]
+
     for f in (
         nvmlInit,
+        nvmlDeviceGetComputeRunningProcesses,
         nvmlShutdown,
         nvmlDeviceGetCount,
         nvmlDeviceGetHandleByIndex,

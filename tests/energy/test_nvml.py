@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import subprocess
 import sys
 import time
@@ -365,3 +366,42 @@ def test_counter_boundaries_wait_no_longer_than_counter_wait_s():
     assert waited < 1.0
     with pytest.raises(ValueError, match="counter_wait_s"):
         NvmlGpuMeter("cuda:0", nvml=nvml, env={}, counter_wait_s=-1)
+
+
+OWN = os.getpid()
+
+
+@pytest.mark.parametrize(
+    "procs, others",
+    [
+        ([OWN], 0),  # alone on the GPU
+        ([OWN, 4242, 4343], 2),  # two other jobs on the same GPU
+        ([7, 8], 1),  # container: NVML lists host PIDs, one of them is this process
+        (None, None),  # the call is not supported: sharing unknown, no note
+    ],
+)
+def test_other_processes_on_the_gpu_are_noted(procs, others):
+    """Seen on an H200: 16 concurrent workflow jobs on one GPU each recorded the whole GPU's
+    energy. The joules stay the device's (NVML cannot split them), and the window's note
+    names how many other compute processes were on the GPU at its end."""
+    dev: dict[str, Any] = {"uuid": "GPU-a", "power_mw": 150_000, "counter": "unsupported"}
+    if procs is not None:
+        dev["procs"] = procs
+    clock = FakeClock()
+    meter = NvmlGpuMeter("cuda:0", nvml=make_fake_nvml([dev]), env={}, clock=clock)
+    assert meter.other_processes(meter_targets(meter)[0]) == others
+    w = meter.begin()
+    clock.t = 2.0
+    m = meter.end(w)
+    meter.close()
+    assert m.gpu.joules == pytest.approx(150.0 * 2.0)  # 150 W x 2 s, shared or not
+    note = m.gpu.note or ""
+    if others:
+        assert f"GPU-a: shared with {others} other compute process(es)" in note
+    else:
+        assert "shared" not in note
+
+
+def meter_targets(meter: NvmlGpuMeter) -> list[Any]:
+    meter._resolve()
+    return meter.targets

@@ -75,7 +75,7 @@ def record_files():
 # cluster's defaults; training rules ask for a GPU only when training.device is CUDA;
 # under the slurm executor a pre-flight check runs before the first sbatch (case W1).
 from greenpath.slurm import SlurmPreflightError, preflight, set_env_defaults
-from greenpath.slurm import training_gpu_resources
+from greenpath.slurm import requires_gpu, training_gpu_resources
 
 set_env_defaults()
 
@@ -83,6 +83,22 @@ set_env_defaults()
 def training_resources():
     """Resources of the training rules: {"gpu": 1} when training.device is CUDA, else {}."""
     return training_gpu_resources(config["training"]["device"])
+
+
+# One training job at a time on the GPU (docs/energy.md, "One job per GPU"): every job
+# trains on the same training.device, and NVML measures the whole GPU, so concurrent jobs
+# would each record the others' energy. Unless --resources gpu=N is given, a local run
+# has one gpu token. "local" scope: the SLURM executor does not tally it across
+# submissions (each job gets its own GPU through sbatch --gpus=1).
+resource_scopes:
+    gpu="local",
+
+
+if (
+    requires_gpu(config["training"]["device"])
+    and "gpu" not in workflow.global_resources
+):
+    workflow.register_resource("gpu", 1)
 
 
 onstart:

@@ -36,6 +36,11 @@ NVML by UUID:
   same model (CUDA breaks ties by PCI bus id), and *refused* (NaN with a reason) for
   mixed models, because CUDA's speed ranking cannot be reproduced from NVML.
 
+NVML measures the whole GPU, whoever uses it: when other compute processes hold a context
+on the GPU at a window's end (``nvmlDeviceGetComputeRunningProcesses``), the window's note
+says so (seen on an H200, where 16 concurrent workflow jobs each recorded the whole GPU). The
+workflow runs one training job per GPU for this reason.
+
 MIG instances have no energy counter of their own (NVML reports power and energy for the
 whole physical GPU); they are reported with their ``MIG-`` UUID, NaN joules and a note,
 never dropped or replaced by the parent's value. No NVML or no GPU: source ``absent``.
@@ -618,6 +623,13 @@ class NvmlGpuMeter(Meter):
                 domains[t.uuid] = b - a
                 if b - a == 0.0 and wall_s > 0:
                     notes.append(f"{t.uuid}: energy did not advance during this window")
+                others = self.other_processes(t)
+                if others:
+                    notes.append(
+                        f"{t.uuid}: shared with {others} other compute process(es) at the "
+                        "window's end; NVML measures the whole GPU, so this energy includes "
+                        "theirs (run one job per GPU: docs/energy.md)"
+                    )
         source = (
             "nvml_power_integration"
             if any(self.mode.get(t.uuid) == "power" for t in self.targets)
@@ -628,6 +640,29 @@ class NvmlGpuMeter(Meter):
                 sum(domains.values()), source, False, domains, "; ".join(notes) or None
             )
         }
+
+    def other_processes(self, t: GpuTarget) -> int | None:
+        """Compute processes other than this one on ``t``'s GPU now (seen on an H200:
+        16 concurrent workflow jobs on one GPU).
+
+        NVML's energy counter and power reading cover the whole GPU, so a window's joules
+        include every process on it. ``nvmlDeviceGetComputeRunningProcesses`` lists the
+        processes with a CUDA context there. Inside a container NVML may report host PIDs;
+        when this process's PID is not among them, one listed process is taken to be this
+        one (it has a context once it trains).
+
+        Returns:
+            The number of other processes (0 = alone), or ``None`` when NVML cannot tell
+            (call not supported, or no handle).
+        """
+        if t.handle is None:
+            return None
+        try:
+            procs = self._nvml.nvmlDeviceGetComputeRunningProcesses(t.handle)
+        except Exception:  # noqa: BLE001 - unknown, not a measurement failure
+            return None
+        pids = {int(p.pid) for p in procs}
+        return len(pids - {os.getpid()}) if os.getpid() in pids else max(len(pids) - 1, 0)
 
     def _gpu_uuids(self) -> tuple[str, ...]:
         return tuple(t.uuid for t in self.targets)
