@@ -53,13 +53,23 @@ def test_t3_quant_branch_records_and_autocast_really_active(
     _trunk2(cfg, digits_npz, tmp_path, meter)
     seen_out, seen_param = set(), set()
     orig_forward = torch.nn.Linear.forward
+    # only the measured epochs count: the job's unmeasured warm-up runs in the trunk's fp32
+    # (greenpath.training.warmup), before the first energy window opens
+    orig_begin = meter.begin
+    measuring = []
+
+    def begin():
+        measuring.append(True)
+        return orig_begin()
 
     def spy(self, x):
         out = orig_forward(self, x)
-        seen_out.add(out.dtype)
-        seen_param.add(self.weight.dtype)
+        if measuring:
+            seen_out.add(out.dtype)
+            seen_param.add(self.weight.dtype)
         return out
 
+    monkeypatch.setattr(meter, "begin", begin)
     monkeypatch.setattr(torch.nn.Linear, "forward", spy)
     run_branch(
         cfg, dataset="digits", dataset_path=digits_npz, seed=0, method="quant",

@@ -53,6 +53,7 @@ from greenpath.training.freezing import (
     rebuild_optimizer,
 )
 from greenpath.training.precision import Precision, full_precision, resolve_precision
+from greenpath.training.warmup import warm_up
 
 log = logging.getLogger("greenpath.training")
 
@@ -588,6 +589,20 @@ def train_epochs(
         freeze_modules(model, ck["frozen"])
     optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
     optimizer.load_state_dict(ck["optimizer"])
+    data = tensor_data(ds).to(device)
+    # A job that continues a run warms the fresh process up first, unmeasured and in the
+    # checkpoint's state, so its first epoch does not pay costs an uninterrupted run paid
+    # once in epoch 1 (greenpath.training.warmup; seen on an H200).
+    warm_up_s: float | None = None
+    if start > 0 and ck.get("diverged") is None:
+        warm_up_s = warm_up(
+            model,
+            data,
+            batch_size=batch_size,
+            precision=full_precision(device),
+            loss_fn=_loss_fn(data.multilabel),
+        )
+        log.info("warm-up before epoch %d: %.3f s (not measured)", start + 1, warm_up_s)
 
     precision = full_precision(device)
     scaler: torch.amp.GradScaler | None = None
@@ -627,6 +642,8 @@ def train_epochs(
         "versions": versions_json(),
     }
     extra_meta: dict[str, str] = {"config_hash": chash, "in_checkpoint": str(in_checkpoint)}
+    if warm_up_s is not None:
+        extra_meta["warm_up_s"] = f"{warm_up_s:.6f}"
 
     def apply_action(action: str | None, epoch: int) -> None:
         """Apply a callback's action after ``epoch`` (effective from epoch + 1)."""
@@ -760,7 +777,6 @@ def train_epochs(
         ckpt_io.save_checkpoint(st, state_path)
         _after_state_saved(epoch)
 
-    data = tensor_data(ds).to(device)
     own_meter = meter is None
     to_run = 0 if diverged is not None else end - done
     if own_meter and to_run > 0:
