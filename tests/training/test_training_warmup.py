@@ -105,6 +105,9 @@ def _warm_up_meta(path) -> str | None:
 def test_only_continuing_jobs_warm_up_before_their_first_window(
     tmp_path, config, digits_npz, monkeypatch
 ):
+    """Forward passes before the first energy window, by hand (digits fixture, batch 32):
+    0 for a job from epoch 0; 2 training + 2 validation shapes = 4 for a trunk segment from
+    epoch 2 and for a freeze branch at k = 2."""
     from greenpath.training import engine as engine_mod
 
     forwards = [0]
@@ -117,32 +120,26 @@ def test_only_continuing_jobs_warm_up_before_their_first_window(
 
     monkeypatch.setattr(engine_mod, "_build", counting_build)
     init_checkpoint(config, dataset_path=digits_npz, seed=0, out_checkpoint=tmp_path / "c0.pt")
-    common = {"dataset": "digits", "dataset_path": digits_npz, "seed": 0}
 
-    m0 = _OrderMeter(forwards)
-    run_trunk_segment(
-        config, start=0, end=2, in_checkpoint=tmp_path / "c0.pt",
-        out_checkpoint=tmp_path / "c2.pt", out_records=tmp_path / "t0.parquet", meter=m0, **common,
-    )  # fmt: skip
-    # a job from epoch 0: no warm-up, the first window opens before any forward pass
-    assert m0.at_begin[0] == 0
-    assert _warm_up_meta(tmp_path / "t0.parquet") is None
+    def first_window(run, **job):
+        forwards[0] = 0
+        meter = _OrderMeter(forwards)
+        run(config, dataset="digits", dataset_path=digits_npz, seed=0, meter=meter, **job)
+        return meter.at_begin[0], _warm_up_meta(job["out_records"])
 
-    forwards[0] = 0
-    m1 = _OrderMeter(forwards)
-    run_trunk_segment(
-        config, start=2, end=4, in_checkpoint=tmp_path / "c2.pt",
-        out_checkpoint=tmp_path / "c4.pt", out_records=tmp_path / "t2.parquet", meter=m1, **common,
+    c = {e: tmp_path / f"c{e}.pt" for e in (0, 2, 4)}
+    n, meta = first_window(
+        run_trunk_segment, start=0, end=2, in_checkpoint=c[0], out_checkpoint=c[2],
+        out_records=tmp_path / "t0.parquet",
     )  # fmt: skip
-    # a continuing segment: 2 training + 2 validation shapes ran before the first window
-    assert m1.at_begin[0] == 4
-    assert float(_warm_up_meta(tmp_path / "t2.parquet")) > 0
-
-    forwards[0] = 0
-    m2 = _OrderMeter(forwards)
-    run_branch(
-        config, method="freeze", intervention_epoch=2, in_checkpoint=tmp_path / "c2.pt",
-        out_records=tmp_path / "f2.parquet", meter=m2, **common,
+    assert (n, meta) == (0, None)
+    n, meta = first_window(
+        run_trunk_segment, start=2, end=4, in_checkpoint=c[2], out_checkpoint=c[4],
+        out_records=tmp_path / "t2.parquet",
     )  # fmt: skip
-    assert m2.at_begin[0] == 4
-    assert float(_warm_up_meta(tmp_path / "f2.parquet")) > 0
+    assert n == 4 and float(meta) > 0
+    n, meta = first_window(
+        run_branch, method="freeze", intervention_epoch=2, in_checkpoint=c[2],
+        out_records=tmp_path / "f2.parquet",
+    )  # fmt: skip
+    assert n == 4 and float(meta) > 0
