@@ -6,7 +6,8 @@ interventions 0/10/20/30/40, methods freeze/quant/stop):
   train_trunk 12 x 5 segments (0-10, ..., 40-50) = 60;
   train_branch 12 x 2 trained methods x 5 intervention epochs = 120;
   prepare_dataset 12 (local rule, login node).
-Training rules ask for gpu=1 (training.device: cuda); no other job asks for a GPU.
+Training rules and the closed loop, whose live runs train too, ask for gpu=1
+(training.device: cuda); no other job asks for a GPU.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 import yaml
 from slurm_helpers import REPO, run_snakemake, tiny_config, write_config
 
-TRAINING_RULES = {"train_trunk", "train_branch"}
+GPU_RULES = {"train_trunk", "train_branch", "control_closed_loop"}
 JOB_HEAD = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
 
 
@@ -60,15 +61,16 @@ def dry_run(tmp_path, configfile) -> str:
 
 
 @pytest.mark.slow
-def test_paper_dry_run_gpu_only_on_training_rules(tmp_path):
+def test_paper_dry_run_gpu_only_on_training_and_control_rules(tmp_path):
     out = dry_run(tmp_path, REPO / "config" / "paper.yaml")
     jobs = parse_dry_run(out)
     counts = Counter(rule for rule, _, _ in jobs)
     assert counts["train_trunk"] == 60
     assert counts["train_branch"] == 120
     assert counts["prepare_dataset"] == 12
+    assert counts["control_closed_loop"] == 1
     for rule, _, res in jobs:
-        if rule in TRAINING_RULES:
+        if rule in GPU_RULES:
             assert res.get("gpu") == "1", (rule, res)
         else:
             assert "gpu" not in res, (rule, res)

@@ -25,6 +25,9 @@ rule control_closed_loop:
     conda:
         "../../envs/greenpath.yaml"
     threads: config["training"]["num_threads"]
+    # the live runs train on training.device: on CUDA one GPU, as the training rules
+    resources:
+        **training_resources(),
     params:
         out_dir=lambda wc, output: os.path.dirname(output.table),
         predictor=CONTROL["predictor"],
