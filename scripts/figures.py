@@ -11,15 +11,32 @@ Standalone:
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from greenpath.records import read_records
 from greenpath.report.build import build_study_report
 from greenpath.report.tables import load_json
 
 
+def as_path_list(value) -> list[str]:
+    """One path or several as a list of paths: Snakemake gives a named input of one file as
+    a plain string, which ``list()`` would split into characters."""
+    if value is None:
+        return []
+    if isinstance(value, str | Path):
+        return [str(value)]
+    return [str(v) for v in value]
+
+
 def _load_evaluations(paths):
-    docs = [load_json(p) for p in paths or []]
-    return [d for d in docs if d] or None
+    docs = []
+    for p in as_path_list(paths):
+        doc = load_json(p)
+        if doc:
+            docs.append(doc)
+        else:
+            logging.warning("evaluation JSON %s is missing or empty; not in the report", p)
+    return docs or None
 
 
 def build(records, out, paths=None, evaluations=(), datasets=None, stop_epochs=None, log_file=None):
@@ -62,7 +79,7 @@ if "snakemake" in globals():
         sm.input.records,
         sm.params.out_dir,
         paths=sm.input.get("paths"),
-        evaluations=list(sm.input.get("evaluation", [])),
+        evaluations=as_path_list(sm.input.get("evaluation")),
         datasets=sm.params.datasets,
         stop_epochs=sm.params.stop_epochs,
         log_file=sm.log[0] if sm.log else None,

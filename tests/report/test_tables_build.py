@@ -92,6 +92,12 @@ def test_mape_table_and_predictions_from_evaluation():
         }
     ]
     assert mape_table({"x": EVAL})["predictor"].tolist() == ["persistence"]
+    # the workflow's results/evaluation/<study>.json is {name: document}; the report reads
+    # a list of such files
+    workflow_form = [{"persistence": EVAL, "greenpath": {**EVAL, "predictor": "greenpath"}}]
+    m = mape_table(workflow_form)
+    assert m["predictor"].tolist() == ["persistence", "greenpath"]
+    assert m["energy_mape_pct"].tolist() == [10.0, 10.0]
     p = predictions_from_evaluation([EVAL], study="toy")
     assert list(p.columns) == list(PREDICTION_COLUMNS)
     assert len(p) == 8  # 2 rows x 2 targets x 2 histories

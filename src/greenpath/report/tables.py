@@ -235,17 +235,19 @@ def strategy_choices(paths_json: Any) -> pd.DataFrame:
 
 
 def _evaluations(evaluation: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(predictor, document)`` pairs from one document, a ``{name: document}`` map (the
+    workflow's ``results/evaluation/<study>.json``) or a list of either."""
     if not evaluation:
         return []
     if isinstance(evaluation, Mapping) and "predictor" in evaluation:
         return [(str(evaluation["predictor"]), evaluation)]
     if isinstance(evaluation, Mapping):
-        evaluation = [
-            {**v, "predictor": v.get("predictor", k)}
+        return [
+            (str(v.get("predictor", k)), v)
             for k, v in evaluation.items()
             if isinstance(v, Mapping)
         ]
-    return [(str(d.get("predictor")), d) for d in evaluation if isinstance(d, Mapping)]
+    return [pair for item in evaluation for pair in _evaluations(item)]
 
 
 def mape_table(evaluation: Any, history: str = "live", subset: str = "all") -> pd.DataFrame:
