@@ -27,3 +27,32 @@ def test_cli_train_patience_summary(tmp_path, capsys):
     rc = main(["train", "--config", str(cfg), "--dataset", "digits", "--dataset-path", str(npz),
                "--out", str(tmp_path / "o2")])  # fmt: skip
     assert rc == 2 and "--predictor" in capsys.readouterr().err
+
+
+def test_cli_train_commits_at_epoch_0_only_with_cold_start(tmp_path, monkeypatch):
+    """Found by a fresh-user trial: `greenpath train --predictor` committed at epoch 0 on a
+    cold forecast (quant, then stop at 3), although the planner never does by default
+    (cold forecasts miss the final accuracy of an unseen dataset by ~16 points). The
+    controller now gets ``cold_start=False`` unless ``--cold-start`` is given."""
+    import greenpath.control as control_pkg
+
+    npz = save_prepared(digits_dataset(), tmp_path / "digits.npz")
+    seen = []
+
+    class Captured(Exception):
+        pass
+
+    def fake_controller(*args, margin, **kwargs):
+        seen.append(margin.cold_start)
+        raise Captured
+
+    monkeypatch.setattr(control_pkg, "Controller", fake_controller)
+    base = ["train", "--config", str(REPO / "config" / "config.yaml"), "--dataset", "digits",
+            "--dataset-path", str(npz), "--predictor", str(tmp_path / "model.json"),
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    for extra in ([], ["--cold-start"]):
+        try:
+            main(base + extra)
+        except Captured:
+            pass
+    assert seen == [False, True]

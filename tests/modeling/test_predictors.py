@@ -114,6 +114,25 @@ def test_json_round_trip(name, toy_traj, tmp_path):
         assert m.predict_one_step(hist, meth) == m2.predict_one_step(hist, meth)
 
 
+def test_greenpath_model_saved_before_run_length_scaling_still_loads(toy_traj, tmp_path):
+    """A model JSON written before ``reference_epochs``/``run_epochs`` existed keeps its
+    absolute epoch counts (as it was fitted) and forecasts as before."""
+    import json
+
+    m = get_predictor("greenpath", reference_epochs=None).fit(toy_traj[toy_traj.dataset != "d"])
+    doc = json.loads(save(m, tmp_path / "m.json").read_text())
+    doc["params"].pop("reference_epochs")
+    doc["state"].pop("run_epochs")
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    old = load(tmp_path / "old.json")
+    assert old.reference_epochs is None and old.run_epochs is None
+    hist = _trunk(toy_traj, "d", upto=10)
+    np.testing.assert_array_equal(
+        old.forecast(hist, "base", 10, 20).val_accuracy,
+        m.forecast(hist, "base", 10, 20).val_accuracy,
+    )
+
+
 def test_load_rejects_other_json(tmp_path):
     (tmp_path / "x.json").write_text('{"format": "other"}')
     with pytest.raises(ValueError, match="not a greenpath predictor"):
@@ -161,18 +180,36 @@ def test_f1b_exog_alignment(name, toy_traj):
 def test_shift_keys_origin_buckets():
     from greenpath.modeling.greenpath_model import _shift_keys
 
+    g = get_predictor("greenpath")
     x = pd.DataFrame(
         {"h": [1, 4, 40], "method": [0.0, 1.0, 2.0], "switch": [0.0, 1.0, 1.0], "t": [10, 15, 40]}
     )
-    # horizon buckets (edges 1,2,3,5,8,...): h=1 -> 0, h=4 -> 3, h=40 -> 8
-    assert _shift_keys(x).tolist() == ["0|0|0", "1|1|3", "2|1|8"]
     # origin edges 15/25/35: t=10 -> 0, t=15 -> 1, t=40 -> 3
-    assert _shift_keys(x, [15, 25, 35]).tolist() == ["0|0|0|0", "1|1|3|1", "2|1|8|3"]
+    x["t_bucket"] = [g._t_bucket(t, [15, 25, 35]) for t in x["t"]]
+    assert x["t_bucket"].tolist() == [0, 1, 3]
+    # horizon buckets (edges 1,2,3,5,8,...): h=1 -> 0, h=4 -> 3, h=40 -> 8
+    assert _shift_keys(x, False).tolist() == ["0|0|0", "1|1|3", "2|1|8"]
+    assert _shift_keys(x, True).tolist() == ["0|0|0|0", "1|1|3|1", "2|1|8|3"]
 
 
 def test_greenpath_registry_defaults():
     g = get_predictor("greenpath")
     assert (g.level_window, g.origin_buckets, g.min_origin) == (4, [15, 25, 35], 10)
+    assert g.reference_epochs == 50
+
+
+def test_greenpath_geometry_scales_with_run_length():
+    """The registered epoch counts were chosen for EAT-IT's 50 epochs; by hand, for E
+    epochs each count c becomes max(1, floor(c * E / 50 + 0.5))."""
+    g = get_predictor("greenpath")
+    assert g.geometry(50) == (10, 4, [15, 25, 35])  # EAT-IT: unchanged
+    assert g.geometry(10) == (2, 1, [3, 5, 7])  # the default config
+    assert g.geometry(100) == (20, 8, [30, 50, 70])
+    assert g.geometry(None) == (10, 4, [15, 25, 35])  # unknown length: as given
+    unscaled = get_predictor("greenpath", reference_epochs=None)
+    assert unscaled.geometry(10) == (10, 4, [15, 25, 35])
+    with pytest.raises(ValueError, match="reference_epochs"):
+        get_predictor("greenpath", reference_epochs=0)
 
 
 def test_diverged_paths_are_excluded_from_fitting(caplog):

@@ -46,6 +46,13 @@ def add_train_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--margin-z", type=float, default=0.0, help="safety margin: sigma multiple")
     p.add_argument("--margin-delta", type=float, default=0.0, help="safety margin: accuracy")
+    p.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="allow a commitment at epoch 0, before any epoch has run; off by default, as in "
+        "the planner, because forecasts without history rest on other datasets only "
+        "(docs/paths.md)",
+    )
     p.add_argument("--patience", type=int, help="patience early stopping on val accuracy")
     p.add_argument("--out", type=Path, required=True, help="output folder")
 
@@ -97,7 +104,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             objective=a.objective,
             tolerance=a.tolerance,
             lam=a.lam,
-            margin=Margin(a.margin_z, a.margin_delta),
+            margin=Margin(a.margin_z, a.margin_delta, cold_start=a.cold_start),
             methods=tuple(x for x in a.actions.split(",") if x),
             dataset_info=info,
         )

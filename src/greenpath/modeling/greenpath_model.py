@@ -39,6 +39,7 @@ empty history uses the cold-start rules.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -187,18 +188,18 @@ def _ols_design(x: pd.DataFrame) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _shift_keys(x: pd.DataFrame, origin_buckets: list[int] | None = None) -> np.ndarray:
+def _shift_keys(x: pd.DataFrame, with_origin: bool) -> np.ndarray:
     """Keys ``method|switch|horizon-bucket[|origin-bucket]`` of the ``shift`` accuracy model.
 
-    ``origin_buckets``: upper edges of the origin-epoch buckets (``t`` below the first edge
-    is bucket 0, ...); ``None`` or empty: no origin bucket.
+    ``with_origin``: add the origin-epoch bucket, column ``t_bucket`` of ``x`` (0 below the
+    first edge, ...; see :meth:`GreenpathPredictor.geometry`).
     """
     hb = np.searchsorted(_H_BUCKETS, x["h"].to_numpy(), side="left")
     m = x["method"].to_numpy().astype(int)
     sw = x["switch"].to_numpy().astype(int)
-    if not origin_buckets:
+    if not with_origin:
         return np.array([f"{a}|{b}|{c}" for a, b, c in zip(m, sw, hb, strict=True)])
-    tb = np.searchsorted(origin_buckets, x["t"].to_numpy(), side="right")
+    tb = x["t_bucket"].to_numpy().astype(int)
     return np.array([f"{a}|{b}|{c}|{d}" for a, b, c, d in zip(m, sw, hb, tb, strict=True)])
 
 
@@ -215,13 +216,23 @@ def _segments(rm: np.ndarray) -> list[tuple[int, int]]:
 
 #: Defaults of the registered ``greenpath`` predictor (chosen on the leave-one-dataset-out
 #: multi-step error on EAT-IT, docs/modeling.md): level over 4 epochs, shift table also
-#: keyed by the origin epoch (t < 15, 15-24, 25-34, >= 35).
+#: keyed by the origin epoch (t < 15, 15-24, 25-34, >= 35), training origins from epoch
+#: 10. These epoch counts were chosen for EAT-IT's 50-epoch runs (``reference_epochs``)
+#: and scale with the run's length: a 10-epoch run gets origins from epoch 2, a 1-epoch
+#: level and buckets at 3, 5 and 7.
 GREENPATH_DEFAULTS: dict[str, Any] = {
     "acc_model": "shift",
     "min_origin": 10,
     "level_window": 4,
     "origin_buckets": [15, 25, 35],
+    "reference_epochs": 50,
 }
+
+
+def _scaled(epochs: int, run_epochs: int, reference_epochs: int) -> int:
+    """``epochs`` chosen for runs of ``reference_epochs`` epochs, for a run of ``run_epochs``:
+    rounded half up, at least 1."""
+    return max(1, math.floor(epochs * run_epochs / reference_epochs + 0.5))
 
 
 @register("greenpath", GREENPATH_DEFAULTS)
@@ -240,6 +251,9 @@ class GreenpathPredictor(Predictor):
         level_window: epochs in the recent log-odds level ``L`` (default 3).
         origin_buckets: upper edges of origin-epoch buckets added to the ``shift`` table's
             key (default none): the change to come depends on how far training is.
+        reference_epochs: run length (epochs) the three epoch counts above were chosen for;
+            for a run of E epochs they become ``max(1, round(count * E / reference_epochs))``
+            (:meth:`geometry`). ``None`` (default): used as given for every run length.
     """
 
     name = "greenpath"
@@ -252,6 +266,7 @@ class GreenpathPredictor(Predictor):
         min_origin: int = 5,
         level_window: int = 3,
         origin_buckets: list[int] | None = None,
+        reference_epochs: int | None = None,
         **params: Any,
     ) -> None:
         if acc_model not in ("lgbm", "ols", "shift"):
@@ -263,8 +278,13 @@ class GreenpathPredictor(Predictor):
             min_origin=min_origin,
             level_window=level_window,
             origin_buckets=list(origin_buckets or []),
+            reference_epochs=reference_epochs,
             **params,
         )
+        if reference_epochs is not None and int(reference_epochs) < 1:
+            raise ValueError(f"reference_epochs={reference_epochs!r}: must be >= 1 (or None)")
+        self.reference_epochs = None if reference_epochs is None else int(reference_epochs)
+        self.run_epochs: int | None = None  # typical run length of the training data
         self.origin_buckets = sorted(int(b) for b in (origin_buckets or []))
         self.min_origin = int(min_origin)
         self.level_window = int(level_window)
@@ -273,6 +293,26 @@ class GreenpathPredictor(Predictor):
             int(n_level),
             int(num_boost_round),
         )
+
+    def geometry(self, run_epochs: int | None) -> tuple[int, int, list[int]]:
+        """``(min_origin, level_window, origin_buckets)`` for a run of ``run_epochs`` epochs.
+
+        Unchanged when ``reference_epochs`` is None or ``run_epochs`` is unknown; otherwise
+        each epoch count is scaled by ``run_epochs / reference_epochs`` (:func:`_scaled`).
+        E.g. the registered defaults (10, 4, [15, 25, 35] for 50 epochs) give (2, 1,
+        [3, 5, 7]) for a 10-epoch run and stay as they are for 50 epochs.
+        """
+        if self.reference_epochs is None or not run_epochs:
+            return self.min_origin, self.level_window, list(self.origin_buckets)
+        e, r = int(run_epochs), self.reference_epochs
+        return (
+            _scaled(self.min_origin, e, r),
+            _scaled(self.level_window, e, r),
+            [_scaled(b, e, r) for b in self.origin_buckets],
+        )
+
+    def _t_bucket(self, t: int, buckets: list[int]) -> int:
+        return int(np.searchsorted(buckets, t, side="right")) if buckets else 0
 
     # ------------------------------------------------------------------ fitting
     def _samples(self, t: pd.DataFrame) -> pd.DataFrame:
@@ -283,16 +323,18 @@ class GreenpathPredictor(Predictor):
             info = info_from(p, None)
             lv = logit(v)
             n = len(v)
+            scaled_origin, level_window, buckets = self.geometry(n)
             # Short runs (e.g. 10 epochs): origins from the middle of the run instead of
             # ``min_origin``, so they still give training samples (case F1).
-            min_origin = min(self.min_origin, max(1, n // 2))
-            if min_origin < self.min_origin:
-                log.debug("path of %d epochs: min_origin %d -> %d", n, self.min_origin, min_origin)
+            min_origin = min(scaled_origin, max(1, n // 2))
+            if min_origin < scaled_origin:
+                log.debug("path of %d epochs: min_origin %d -> %d", n, scaled_origin, min_origin)
             start = max(int(k), min_origin, 1)
             for o in range(start, n):
-                state = _origin_state(v[:o], tr[:o], vl[:o], rm[:o], self.level_window)
+                state = _origin_state(v[:o], tr[:o], vl[:o], rm[:o], level_window)
                 hs = np.arange(1, n - o + 1)
                 x = _target_features(state, info, str(m), hs)
+                x["t_bucket"] = self._t_bucket(o, buckets)
                 x["y"] = lv[o:] - state["level"]
                 rows.append(x)
         if not rows:
@@ -387,6 +429,8 @@ class GreenpathPredictor(Predictor):
     def fit(self, trajectories: pd.DataFrame) -> GreenpathPredictor:
         t = training_paths(trajectories)
         self.trained_datasets = sorted(t["dataset"].astype(str).unique())
+        # the run length one-step predictions assume (they are not told the run's length)
+        self.run_epochs = int(t.groupby("group")["epoch"].max().median())
         self._fit_energy(t)
         s = self._samples(t)
         x, y = s[FEATURES], s["y"].to_numpy(float)
@@ -400,9 +444,9 @@ class GreenpathPredictor(Predictor):
             fitted = d @ self.ols_params
         else:
             # robust level shift: median log-odds change per (method, switch, horizon bucket)
-            key = _shift_keys(x, self.origin_buckets)
+            key = _shift_keys(s, bool(self.origin_buckets))
             self.shift_table = {k: float(np.median(y[key == k])) for k in np.unique(key)}
-            fitted = self._predict_delta(x)
+            fitted = self._predict_delta(s)
         res = y - fitted
         hb = np.searchsorted(_H_BUCKETS, s["h"].to_numpy(), side="left")
         self.resid_std = [
@@ -433,6 +477,7 @@ class GreenpathPredictor(Predictor):
             "switch_rel_std": self.switch_rel_std,
             "cold": self.cold,
             "resid_std": self.resid_std,
+            "run_epochs": self.run_epochs,
             "cold_curve": {
                 m: {str(e): v for e, v in c.items()} for m, c in self.cold_curve.items()
             },
@@ -453,6 +498,8 @@ class GreenpathPredictor(Predictor):
         self.switch_rel_std = float(state["switch_rel_std"])
         self.cold = dict(state["cold"])
         self.resid_std = [float(v) for v in state["resid_std"]]
+        run_epochs = state.get("run_epochs")  # absent in models saved before it existed
+        self.run_epochs = None if run_epochs is None else int(run_epochs)
         self.cold_curve = {
             m: {int(e): float(v) for e, v in c.items()} for m, c in state["cold_curve"].items()
         }
@@ -469,12 +516,15 @@ class GreenpathPredictor(Predictor):
             return np.asarray(self.booster.predict(x[FEATURES]), dtype=float)
         if self.acc_model == "shift":
             return np.array(
-                [self.shift_table.get(k, 0.0) for k in _shift_keys(x, self.origin_buckets)]
+                [self.shift_table.get(k, 0.0) for k in _shift_keys(x, bool(self.origin_buckets))]
             )
         return _ols_design(x) @ self.ols_params
 
-    def _acc_path(self, hist: pd.DataFrame, m: str, hs: np.ndarray, info: dict):
-        """(acc, std) arrays for horizons ``hs`` after the last history epoch."""
+    def _acc_path(
+        self, hist: pd.DataFrame, m: str, hs: np.ndarray, info: dict, run_epochs: int | None
+    ):
+        """(acc, std) arrays for horizons ``hs`` after the last history epoch of a run of
+        ``run_epochs`` epochs (``None``: the training runs' typical length)."""
         if len(hist) == 0:
             curve = self.cold_curve.get(m) or self.cold_curve["base"]
             last = curve[max(curve)]
@@ -484,8 +534,10 @@ class GreenpathPredictor(Predictor):
         v, tr, vl, rm = _arrays(hist)
         if len(v) < 6:
             log.info("greenpath: %d-epoch history; level/slope over the epochs there are", len(v))
-        state = _origin_state(v, tr, vl, rm, self.level_window)
+        _, level_window, buckets = self.geometry(run_epochs or self.run_epochs)
+        state = _origin_state(v, tr, vl, rm, level_window)
         x = _target_features(state, info, m, hs)
+        x["t_bucket"] = self._t_bucket(len(v), buckets)
         lo = state["level"] + self._predict_delta(x)
         p = expit(lo)
         sd = np.array([self.resid_std[i] for i in np.searchsorted(_H_BUCKETS, hs, side="left")])
@@ -544,7 +596,7 @@ class GreenpathPredictor(Predictor):
         check_method(method)
         hist = sorted_history(path_history)
         info = info_from(hist, dataset_info)
-        acc, _ = self._acc_path(hist, method, np.array([1]), info)
+        acc, _ = self._acc_path(hist, method, np.array([1]), info, None)
         e, _ = self._energy_path(hist, method, 1, info)
         return float(acc[0]), float(e[0])
 
@@ -560,6 +612,6 @@ class GreenpathPredictor(Predictor):
         hist, k, n = self._forecast_inputs(history, method, intervention_epoch, last_epoch)
         info = info_from(hist, dataset_info)
         hs = np.arange(1, n - k + 1)
-        acc, acc_sd = self._acc_path(hist, method, hs, info)
+        acc, acc_sd = self._acc_path(hist, method, hs, info, n)
         e, e_sd = self._energy_path(hist, method, len(hs), info)
         return PathForecast(np.arange(k + 1, n + 1), acc, acc_sd, e, e_sd)

@@ -243,9 +243,7 @@ def _evaluations(evaluation: Any) -> list[tuple[str, Mapping[str, Any]]]:
         return [(str(evaluation["predictor"]), evaluation)]
     if isinstance(evaluation, Mapping):
         return [
-            (str(v.get("predictor", k)), v)
-            for k, v in evaluation.items()
-            if isinstance(v, Mapping)
+            (str(v.get("predictor", k)), v) for k, v in evaluation.items() if isinstance(v, Mapping)
         ]
     return [pair for item in evaluation for pair in _evaluations(item)]
 
