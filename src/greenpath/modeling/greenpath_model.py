@@ -1,6 +1,7 @@
 """greenpath's own predictor: direct multi-horizon accuracy model + robust energy level.
 
-Registry names: ``greenpath`` (= ``acc_model="shift", min_origin=10``, the best on EAT-IT),
+Registry names: ``greenpath`` (= :data:`GREENPATH_DEFAULTS`: ``acc_model="shift"``, epoch
+counts chosen for 50-epoch runs and scaled to the run's length; the best on EAT-IT),
 ``greenpath_shift``, ``greenpath_lgbm``, ``greenpath_ols``.
 
 Accuracy (``acc_model="shift"``: the median training change of the log-odds per
