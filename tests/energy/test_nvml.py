@@ -197,15 +197,15 @@ def test_mig_legacy_id_and_mig_enabled_gpu_by_index():
     assert "MIG mode enabled" in m.gpu.note
 
 
-def test_no_gpu_is_absent_with_zero_joules():
+def test_no_gpu_is_absent_with_null_joules():
     meter = NvmlGpuMeter("cuda", nvml=make_fake_nvml([]), env={})
     m = meter.end(meter.begin())
     meter.close()
-    assert (m.gpu.source, m.gpu.joules, m.gpu_uuids) == ("absent", 0.0, ())
+    assert (m.gpu.source, m.gpu_uuids) == ("absent", ()) and math.isnan(m.gpu.joules)
     assert "no GPU" in m.gpu.note
     meter = NvmlGpuMeter("cuda", nvml=make_fake_nvml([], init_error=True), env={})
     m = meter.end(meter.begin())
-    assert (m.gpu.source, m.gpu.joules) == ("absent", 0.0)
+    assert m.gpu.source == "absent" and math.isnan(m.gpu.joules)
     assert "NVML unavailable" in m.gpu.note
     meter.close()
 
@@ -214,7 +214,7 @@ def test_empty_cuda_visible_devices_is_absent():
     meter = NvmlGpuMeter("cuda", nvml=two_gpus(), env={"CUDA_VISIBLE_DEVICES": ""})
     m = meter.end(meter.begin())
     meter.close()
-    assert (m.gpu.source, m.gpu.joules) == ("absent", 0.0)
+    assert m.gpu.source == "absent" and math.isnan(m.gpu.joules)
     assert "no visible CUDA device" in m.gpu.note
 
 
@@ -223,8 +223,9 @@ def test_make_meter_without_nvml_module_is_absent(monkeypatch):
     meter = make_meter({"rapl": "off"}, device="cuda")
     m = meter.end(meter.begin())
     meter.close()
-    assert (m.gpu.source, m.gpu.joules) == ("absent", 0.0)
+    assert m.gpu.source == "absent" and math.isnan(m.gpu.joules)
     assert "nvidia-ml-py" in m.gpu.note
+    assert m.total_components == ("cpu", "dram") and m.total_j == m.cpu.joules + m.dram.joules
 
 
 def test_make_meter_uses_fake_nvml_through_pynvml_import(monkeypatch):
@@ -245,7 +246,8 @@ def test_gpu_unreadable_at_probe_is_nan_with_reason():
     meter = NvmlGpuMeter("cuda", nvml=nvml, env={})
     m = meter.end(meter.begin())
     meter.close()
-    assert math.isnan(m.gpu.joules) and math.isnan(m.total_j)
+    assert math.isnan(m.gpu.joules) and math.isnan(m.total_j)  # no other meter here
+    assert m.gpu.source == "absent" and m.total_components == ()
     assert "GPU-x" in m.gpu.note and "NVMLError_Unknown" in m.gpu.note
     nvml = make_fake_nvml([{"uuid": "GPU-y", "counter": "unsupported", "power": "unsupported"}])
     meter = NvmlGpuMeter("cuda", nvml=nvml, env={})
@@ -261,7 +263,7 @@ def test_gpu_lost_during_window_is_nan_with_reason():
     w = meter.begin()  # probe (1st read) + start snapshot (2nd read) work
     m = meter.end(w)  # 3rd read fails
     meter.close()
-    assert m.gpu.source == "nvml_counter"
+    assert m.gpu.source == "absent"  # no reading is in the row
     assert math.isnan(m.gpu.joules) and "NVML read failed" in m.gpu.note
 
 
@@ -311,7 +313,7 @@ def test_make_meter_with_no_visible_device_reports_absent(monkeypatch):
     meter = make_meter({"rapl": "off"}, device="cuda")
     m = meter.end(meter.begin())
     meter.close()
-    assert (m.gpu.source, m.gpu.joules, m.gpu_uuids) == ("absent", 0.0, ())
+    assert (m.gpu.source, m.gpu_uuids) == ("absent", ()) and math.isnan(m.gpu.joules)
     assert "no visible CUDA device" in m.gpu.note
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
@@ -154,7 +153,8 @@ def test_amd_rapl_naming(tmp_path):
 
 def test_package_without_dram_domain_falls_back_for_dram_only(powercap):
     tree = powercap({"intel-rapl:0": ("package-0", 0, RANGE)})
-    meter = make_meter({"powercap_root": str(tree.root), "poll_interval_s": 60, "dram_gb": 8})
+    cfg = {"powercap_root": str(tree.root), "poll_interval_s": 60, "dram_gb": 8}
+    meter = make_meter({**cfg, "cpu_load": "system"})  # DRAM over the wall time
     w = meter.begin()
     tree.set("intel-rapl:0", 3_000_000)
     time.sleep(0.01)
@@ -229,31 +229,25 @@ def test_e9_short_windows_with_fast_poller_never_zero_and_sum_to_run_delta(power
     assert "greenpath-rapl-poller" in counter.threads
 
 
-def test_window_longer_than_wrap_period_is_right_with_polling(powercap, monkeypatch, caplog):
+def test_window_longer_than_wrap_period_is_right_with_polling(powercap, monkeypatch):
     tree = powercap({"intel-rapl:0": ("package-0", 0, 2_000_000)})  # wraps at 2 J
-    # 10 W: a wrap every 200 ms, 40 poll periods (margin for a loaded 2-core machine)
+    (tree.dirs["intel-rapl:0"] / "constraint_0_max_power_uw").write_text("10000000\n")
+    # 10 W at most: a wrap every 200 ms; the guard polls every 50 ms whatever is asked
     counter = TimeCounter(rate_uj_per_s=10e6, range_uj=2_000_000)
     monkeypatch.setattr(rapl, "_read_int", counter)
-    with caplog.at_level(logging.WARNING, logger="greenpath.energy"):
-        meter = RaplMeter.probe(str(tree.root), poll_interval_s=0.005)
-    assert any("not well under the wrap time" in r.getMessage() for r in caplog.records)
+    meter = RaplMeter.probe(str(tree.root), poll_interval_s=100)
+    assert meter.poll_period_s == pytest.approx(0.05)
     w = meter.begin()
     time.sleep(0.9)
     m = meter.end(w)
     meter.close()
     begin_uj, end_uj = counter.main_reads()[-2:]  # the boundary reads, unwrapped
     assert (end_uj - begin_uj) / 1e6 > 8.0  # >= 4 wraps of the 2 J counter
-    assert m.cpu.joules == pytest.approx((end_uj - begin_uj) / 1e6, abs=1e-9)
-    assert meter.wraps()[tree.key("intel-rapl:0")] >= 4
-
-    # without the poller the same window loses every full wrap period
-    slow = RaplMeter.probe(str(tree.root), poll_interval_s=100)
-    w = slow.begin()
-    time.sleep(0.5)
-    m2 = slow.end(w)
-    slow.close()
-    begin_uj, end_uj = counter.main_reads()[-2:]
-    assert m2.cpu.joules < 2.0 < (end_uj - begin_uj) / 1e6
+    if m.cpu.uncertain:  # the poller was starved on a loaded machine: said so
+        assert "lower bound" in m.cpu.note and m.cpu.joules <= (end_uj - begin_uj) / 1e6
+    else:
+        assert m.cpu.joules == pytest.approx((end_uj - begin_uj) / 1e6, abs=1e-9)
+        assert meter.wraps()[tree.key("intel-rapl:0")] >= 4
 
 
 def test_read_error_mid_run_gives_nan_with_reason(powercap):
@@ -263,7 +257,7 @@ def test_read_error_mid_run_gives_nan_with_reason(powercap):
     (tree.dirs["intel-rapl:0"] / "energy_uj").write_text("garbage\n")
     m = meter.end(w)
     meter.close()
-    assert m.cpu.source == "rapl"
+    assert m.cpu.source == "absent"  # no reading: null, never a partial or zero value
     assert m.cpu.joules != m.cpu.joules  # NaN
     assert "ValueError" in m.cpu.note and "energy_uj" in m.cpu.note
 

@@ -46,7 +46,7 @@ def test_p1_all_null_gpu_column_keeps_types(tmp_path):
         sch = pq.read_schema(d / f"{f}.parquet")
         assert str(sch.field("energy_gpu_j").type) == "double"
         assert str(sch.field("epoch").type) == "int64"
-        assert sch.metadata[b"greenpath.schema_version"] == b"1"
+        assert sch.metadata[b"greenpath.schema_version"] == b"2"
     both = pd.read_parquet(d)
     assert both["epoch"].dtype == np.int64
     assert both["energy_gpu_j"].dtype == np.float64

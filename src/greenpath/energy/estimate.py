@@ -1,20 +1,27 @@
 """Estimated CPU and DRAM energy when no counter can be read (source ``estimate``).
 
-Model (constants from the ``energy:`` config; recorded in the meter metadata):
+Two models, chosen by ``cpu_load`` (constants from the ``energy:`` config; recorded in the
+meter metadata):
 
-* CPU: ``E_cpu = TDP * wall_s * (f_idle + (1 - f_idle) * u)`` where ``u`` in [0, 1] is the
-  load over the window:
+* ``cpu_load: process`` (default): the energy this process's own work costs, the same
+  whatever else runs on the machine. ``c`` = CPU seconds of this process and its children
+  over the window (``time.process_time`` for this process, ``os.times``/psutil for
+  children), ``n`` = logical CPUs the TDP covers:
 
-  - ``cpu_load: process`` (default): CPU time of this process and its children (psutil,
-    ``os.times``) divided by ``wall_s * cores``;
-  - ``cpu_load: system``: the whole machine's busy share from ``psutil.cpu_times()``
-    (comparable to a package counter, which also sees other processes).
+  - CPU: ``E_cpu = cpu_tdp_w * c / n`` (a busy logical CPU draws its share of the TDP);
+  - DRAM: ``E_dram = dram_gb * dram_w_per_gb * c / n`` (the memory's power, shared out by
+    the same CPU-time share).
 
-  This is the load x TDP model discussed as the workaround for unreadable RAPL
+  No idle share: the machine's idle power over the wall time depends on how long others
+  kept this process waiting, so it is left out of per-process figures (a window in which
+  the process used no CPU time gets 0 J, with a note).
+* ``cpu_load: system``: the whole machine, as a package counter would see it, idle share
+  included: ``E_cpu = cpu_tdp_w * wall_s * (f_idle + (1 - f_idle) * u)`` with ``u`` the
+  machine's busy share from ``psutil.cpu_times()``; ``E_dram = dram_gb * dram_w_per_gb *
+  wall_s``. This is the load x TDP model discussed as the workaround for unreadable RAPL
   (codecarbon issue 244), with an idle share so a window of nonzero length never has 0 J.
-* DRAM: ``E_dram = dram_gb * W_per_GiB * wall_s``, installed memory (psutil) times a
-  constant power per GiB (default 0.375 W/GiB = 3 W per 8 GB, CodeCarbon's RAM model).
 
+Installed memory comes from psutil; 0.375 W/GiB (3 W per 8 GB) is CodeCarbon's RAM model.
 Both are flagged ``estimate=True``. They are rough; use them for CI and for relative
 comparisons on one machine, not as absolute figures.
 """
@@ -38,7 +45,7 @@ class EstimateMeter(Meter):
 
     Args:
         cpu_tdp_w: TDP of all CPU packages together, W (> 0).
-        cpu_idle_fraction: share of TDP drawn when idle, in (0, 1].
+        cpu_idle_fraction: share of TDP drawn when idle, in (0, 1] (``system`` mode only).
         cpu_cores: logical CPUs covered by the TDP; ``None`` = ``psutil.cpu_count()``.
         cpu_load: ``"process"`` or ``"system"`` (see module docstring).
         dram_w_per_gb: DRAM power per GiB, W/GiB (> 0).
@@ -108,7 +115,7 @@ class EstimateMeter(Meter):
         return out
 
     def _snapshot(self) -> tuple[Any, ...]:
-        if "cpu" not in self.components:
+        if not self.components:
             return ()
         if self.cpu_load == "system":
             t = psutil.cpu_times()
@@ -118,17 +125,20 @@ class EstimateMeter(Meter):
         ot = os.times()
         return (
             "process",
-            ot.user + ot.system,
+            time.process_time(),
             ot.children_user + ot.children_system,
             self._child_times(),
             time.time(),
         )
 
-    def _load(self, a: tuple[Any, ...], b: tuple[Any, ...], wall_s: float) -> float:
-        """Load ``u`` in [0, 1] between snapshots."""
-        if a[0] == "system":
-            dt = b[2] - a[2]
-            return min(1.0, max(0.0, (b[1] - a[1]) / dt)) if dt > 0 else 0.0
+    def _system_load(self, a: tuple[Any, ...], b: tuple[Any, ...]) -> float:
+        """The machine's busy share ``u`` in [0, 1] between snapshots."""
+        dt = b[2] - a[2]
+        return min(1.0, max(0.0, (b[1] - a[1]) / dt)) if dt > 0 else 0.0
+
+    def _process_cpu_s(self, a: tuple[Any, ...], b: tuple[Any, ...], wall_s: float) -> float:
+        """CPU seconds of this process and its children between snapshots, in
+        ``[0, wall_s * cpu_cores]``."""
         _, self_a, reaped_a, kids_a, t_a = a
         _, self_b, reaped_b, kids_b, _ = b
         cpu_s = (self_b - self_a) + (reaped_b - reaped_a)
@@ -140,33 +150,45 @@ class EstimateMeter(Meter):
         for key, ta in kids_a.items():
             if key not in kids_b:  # exited: os.times counts its whole life once reaped
                 cpu_s -= ta
-        if wall_s <= 0:
-            return 0.0
-        return min(1.0, max(0.0, cpu_s / (wall_s * self.cpu_cores)))
+        return min(max(0.0, cpu_s), max(0.0, wall_s) * self.cpu_cores)
 
     def _energy(
         self, start: tuple[Any, ...], end: tuple[Any, ...], wall_s: float
     ) -> dict[str, ComponentEnergy]:
-        out: dict[str, ComponentEnergy] = {}
-        if "cpu" in self.components:
-            u = self._load(start, end, wall_s)
+        if not start:
+            return {}
+        dram_w = self.dram_gb * self.dram_w_per_gb
+        idle = None
+        if start[0] == "system":
             f = self.cpu_idle_fraction
-            j = self.cpu_tdp_w * wall_s * (f + (1.0 - f) * u)
-            out["cpu"] = ComponentEnergy(j, "estimate", True, {}, self.reasons.get("cpu"))
-        if "dram" in self.components:
-            j = self.dram_gb * self.dram_w_per_gb * wall_s
-            out["dram"] = ComponentEnergy(j, "estimate", True, {}, self.reasons.get("dram"))
+            u = self._system_load(start, end)
+            cpu_j, dram_j = self.cpu_tdp_w * wall_s * (f + (1.0 - f) * u), dram_w * wall_s
+        else:
+            share = self._process_cpu_s(start, end, wall_s) / self.cpu_cores  # busy CPUs x s
+            cpu_j, dram_j = self.cpu_tdp_w * share, dram_w * share
+            if share == 0 and wall_s > 0:
+                idle = "this process used no CPU time in this window"
+        out: dict[str, ComponentEnergy] = {}
+        for c, j in (("cpu", cpu_j), ("dram", dram_j)):
+            if c in self.components:
+                note = "; ".join(n for n in (self.reasons.get(c), idle) if n) or None
+                out[c] = ComponentEnergy(j, "estimate", True, {}, note)
         return out
 
     def model(self) -> dict[str, Any]:
         """The estimate model and its constants (JSON-ready)."""
         m: dict[str, Any] = {}
+        process = self.cpu_load == "process"
         if "cpu" in self.components:
             m["cpu"] = {
-                "formula": "E = cpu_tdp_w * wall_s * (cpu_idle_fraction + (1 - cpu_idle_fraction) * u)",
-                "u": (
-                    "CPU time of this process and its children / (wall_s * cpu_cores)"
-                    if self.cpu_load == "process"
+                "formula": (
+                    "E = cpu_tdp_w * c / cpu_cores"
+                    if process
+                    else "E = cpu_tdp_w * wall_s * (cpu_idle_fraction + (1 - cpu_idle_fraction) * u)"
+                ),
+                "c" if process else "u": (
+                    "CPU seconds of this process and its children in the window (no idle share)"
+                    if process
                     else "system busy share from psutil.cpu_times()"
                 ),
                 "cpu_tdp_w": self.cpu_tdp_w,
@@ -177,7 +199,12 @@ class EstimateMeter(Meter):
             }
         if "dram" in self.components:
             m["dram"] = {
-                "formula": "E = dram_gb * dram_w_per_gb * wall_s",
+                "formula": (
+                    "E = dram_gb * dram_w_per_gb * c / cpu_cores"
+                    if process
+                    else "E = dram_gb * dram_w_per_gb * wall_s"
+                ),
+                "cpu_load": self.cpu_load,
                 "dram_gb": round(self.dram_gb, 3),
                 "dram_w_per_gb": self.dram_w_per_gb,
                 "dram_w_per_gb_source": (

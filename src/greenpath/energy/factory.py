@@ -18,7 +18,8 @@ def make_meter(energy_config: dict[str, Any] | None, *, device: str = "cpu") -> 
       otherwise ``absent`` with the reason.
     * CPU / DRAM: :class:`RaplMeter` for each component whose powercap domains are all
       readable (``energy.rapl: auto``); the rest from :class:`EstimateMeter`, with the reason
-      as the component note. So no component is ever a silent zero.
+      as the component note. So no component is ever a silent zero. The RAPL meter is part
+      of the result even when it measures nothing, so the metadata lists the zones it saw.
     * ``energy.idle_baseline_s > 0``: measures that many seconds of idle power now (blocks).
 
     Args:
@@ -60,8 +61,7 @@ def make_meter(energy_config: dict[str, Any] | None, *, device: str = "cpu") -> 
     else:
         rapl = RaplMeter.probe(cfg["powercap_root"], poll_interval_s=cfg["poll_interval_s"])
         reasons = {c: rapl.fallback_reasons.get(c, "") for c in ("cpu", "dram")}
-        if rapl.components:
-            meters.append(rapl)
+        meters.append(rapl)  # also when it measures nothing: its metadata lists what it saw
         for c in rapl.components:
             reasons.pop(c)
     if reasons:

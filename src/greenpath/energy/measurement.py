@@ -4,12 +4,17 @@ A window (one epoch, or any code block) yields one :class:`Measurement` holding 
 :class:`ComponentEnergy` values (GPU, CPU packages, DRAM). Energies are in joules; kWh only
 appears in :func:`co2eq_g` (1 kWh = 3.6e6 J).
 
-Rules that every meter follows (issue 3):
+Rules that every meter follows:
 
-* ``source == "absent"`` means the component is not present / not used by this process and
-  its ``joules`` is exactly ``0.0``. No other source is a silent zero: a reading that could not
-  be taken is ``NaN`` with the reason in ``note``.
+* ``source`` is the method whose reading is in ``joules``. ``source == "absent"`` means no
+  reading: the component is not present, not used by this process, or could not be read;
+  its ``joules`` is ``NaN`` (null in Parquet, never ``0.0``) and ``note`` says why. Every other
+  source has a finite reading.
 * ``estimate`` is ``True`` exactly when ``source == "estimate"``.
+* ``uncertain`` is ``True`` when a counter reading may be too low (for example a wrapping
+  counter was not read often enough to rule out a missed wrap); the note says why.
+* The total of a window is the sum of the components that have a reading
+  (:attr:`Measurement.total_components`); it is ``NaN`` only when none has.
 """
 
 from __future__ import annotations
@@ -43,17 +48,21 @@ class ComponentEnergy:
     """Energy of one component (GPU, CPU or DRAM) over one window.
 
     Attributes:
-        joules: energy in J over the window; ``NaN`` when unreadable (reason in ``note``),
-            ``0.0`` for ``source == "absent"``.
-        source: one of :data:`SOURCES`.
+        joules: energy in J over the window; ``NaN`` exactly when ``source == "absent"``
+            (not measured; the reason in ``note``).
+        source: one of :data:`SOURCES`: the method whose reading is in ``joules``.
         estimate: ``True`` iff the value comes from a model rather than a hardware reading.
         domains: joules per device / sysfs domain, e.g. ``{"GPU-bbb": 1500.0}`` or
             ``{"/sys/class/powercap/intel-rapl:0": 10.0}``; read-only.
-        note: why a value is NaN, estimated or absent; ``None`` when there is nothing to say.
+        note: why a value is absent, estimated or uncertain; ``None`` when there is nothing
+            to say.
+        uncertain: ``True`` when the reading may be too low (a counter wrap may have been
+            missed); the note gives the cause.
 
     Raises:
-        ValueError: on an unknown source, a non-zero absent component, or an ``estimate``
-            flag that disagrees with the source.
+        ValueError: on an unknown source, an absent component with a number, a reading
+            that is not a finite number, or an ``estimate`` flag that disagrees with the
+            source.
     """
 
     joules: float
@@ -61,12 +70,21 @@ class ComponentEnergy:
     estimate: bool
     domains: Mapping[str, float] = field(default_factory=dict)
     note: str | None = None
+    uncertain: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"unknown energy source {self.source!r}; expected one of {SOURCES}")
-        if self.source == "absent" and self.joules != 0.0:
-            raise ValueError(f"an absent component must have 0.0 J, got {self.joules!r}")
+        if self.source == "absent" and not math.isnan(self.joules):
+            raise ValueError(
+                f"an absent component has no reading (NaN J), got {self.joules!r}; "
+                "give the source of the reading instead"
+            )
+        if self.source != "absent" and not math.isfinite(self.joules):
+            raise ValueError(
+                f"source {self.source!r} needs a finite reading, got {self.joules!r}; "
+                "report a component without a reading as absent(note)"
+            )
         if self.estimate != (self.source == "estimate"):
             raise ValueError(
                 f"estimate={self.estimate!r} disagrees with source={self.source!r} "
@@ -81,9 +99,10 @@ class ComponentEnergy:
         return math.isfinite(self.joules)
 
 
-def absent(note: str | None = None) -> ComponentEnergy:
-    """A component that is not present or not used by this process: 0 J, source ``absent``."""
-    return ComponentEnergy(0.0, "absent", False, {}, note)
+def absent(note: str | None = None, domains: Mapping[str, float] | None = None) -> ComponentEnergy:
+    """A component without a reading (not present, not used, or unreadable): NaN J, source
+    ``absent``, the reason in ``note``; ``domains`` may name the devices that were not read."""
+    return ComponentEnergy(float("nan"), "absent", False, dict(domains or {}), note)
 
 
 def co2eq_g(joules: float, carbon_intensity_g_per_kwh: float) -> float:
@@ -107,12 +126,16 @@ RECORD_FIELDS: tuple[str, ...] = (
     "energy_cpu_j",
     "energy_dram_j",
     "energy_total_j",
+    "energy_total_components",
     "energy_gpu_source",
     "energy_cpu_source",
     "energy_dram_source",
     "energy_gpu_estimate",
     "energy_cpu_estimate",
     "energy_dram_estimate",
+    "energy_gpu_uncertain",
+    "energy_cpu_uncertain",
+    "energy_dram_uncertain",
     "energy_note",
     "gpu_uuid",
     "co2eq_g",
@@ -139,9 +162,16 @@ class Measurement:
     gpu_uuids: tuple[str, ...] = ()
 
     @property
+    def total_components(self) -> tuple[str, ...]:
+        """The components with a reading (source not ``absent``), in :data:`COMPONENTS` order."""
+        return tuple(c for c in COMPONENTS if self.component(c).source != "absent")
+
+    @property
     def total_j(self) -> float:
-        """GPU + CPU + DRAM joules; NaN if any component is NaN."""
-        return self.gpu.joules + self.cpu.joules + self.dram.joules
+        """Sum of the components with a reading (:attr:`total_components`), J; NaN when none
+        has one. An absent component is left out, never counted as 0 J."""
+        parts = self.total_components
+        return math.fsum(self.component(c).joules for c in parts) if parts else float("nan")
 
     def component(self, name: str) -> ComponentEnergy:
         """The component called ``name`` (one of :data:`COMPONENTS`).
@@ -167,8 +197,10 @@ class Measurement:
                 ``co2eq_g`` null.
 
         Returns:
-            A dict with exactly the keys of :data:`RECORD_FIELDS`. Joules are floats (NaN when
-            unreadable); ``gpu_uuid`` is the comma-joined UUIDs or ``None``.
+            A dict with exactly the keys of :data:`RECORD_FIELDS`. Joules are floats (NaN, null
+            in Parquet, for an absent component); ``energy_total_components`` names the
+            components summed in ``energy_total_j`` (comma-joined, ``None`` when none);
+            ``gpu_uuid`` is the comma-joined UUIDs or ``None``.
         """
         co2 = (
             None
@@ -180,12 +212,16 @@ class Measurement:
             "energy_cpu_j": self.cpu.joules,
             "energy_dram_j": self.dram.joules,
             "energy_total_j": self.total_j,
+            "energy_total_components": ",".join(self.total_components) or None,
             "energy_gpu_source": self.gpu.source,
             "energy_cpu_source": self.cpu.source,
             "energy_dram_source": self.dram.source,
             "energy_gpu_estimate": self.gpu.estimate,
             "energy_cpu_estimate": self.cpu.estimate,
             "energy_dram_estimate": self.dram.estimate,
+            "energy_gpu_uncertain": self.gpu.uncertain,
+            "energy_cpu_uncertain": self.cpu.uncertain,
+            "energy_dram_uncertain": self.dram.uncertain,
             "energy_note": self.note,
             "gpu_uuid": ",".join(self.gpu_uuids) if self.gpu_uuids else None,
             "co2eq_g": co2,
@@ -237,9 +273,10 @@ class IdleBaseline:
 def gross_and_net(m: Measurement, baseline: IdleBaseline) -> dict[str, float]:
     """Gross and net (above idle) energy of window ``m``.
 
-    ``net_c = gross_c - idle_power_c * m.wall_s`` for each component c and for the total. Net
-    values are not clamped: small negative values mean the window was as idle as the
-    baseline, within noise.
+    ``net_c = gross_c - idle_power_c * m.wall_s`` for each component c; the totals sum the
+    components in ``m.total_components`` (NaN when none). An absent component's gross and
+    net are NaN. Net values are not clamped: small negative values mean the window was as
+    idle as the baseline, within noise.
 
     Returns:
         ``{"gross_gpu_j", "net_gpu_j", "gross_cpu_j", "net_cpu_j", "gross_dram_j",
@@ -250,6 +287,8 @@ def gross_and_net(m: Measurement, baseline: IdleBaseline) -> dict[str, float]:
         gross = m.component(c).joules
         out[f"gross_{c}_j"] = gross
         out[f"net_{c}_j"] = gross - baseline.power_w[c] * m.wall_s
-    out["gross_total_j"] = sum(out[f"gross_{c}_j"] for c in COMPONENTS)
-    out["net_total_j"] = sum(out[f"net_{c}_j"] for c in COMPONENTS)
+    parts = m.total_components
+    nan = float("nan")
+    out["gross_total_j"] = math.fsum(out[f"gross_{c}_j"] for c in parts) if parts else nan
+    out["net_total_j"] = math.fsum(out[f"net_{c}_j"] for c in parts) if parts else nan
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -35,6 +36,10 @@ from greenpath.energy.measurement import (
 log = logging.getLogger("greenpath.energy")
 
 _window_ids = itertools.count(1)
+
+#: Kinds of component note a meter logs (once each) before it stops logging them.
+MAX_LOGGED_NOTES: int = 20
+_DIGITS = re.compile(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 class Window:
@@ -215,14 +220,39 @@ class Meter(ABC):
         window.ended = True
         parts = self._energy(window.state, state, wall_s)
         comps = {c: parts[c] if c in parts else absent(self._absent_note(c)) for c in COMPONENTS}
-        return Measurement(
+        m = Measurement(
             start_utc=window.start_utc,
             wall_s=wall_s,
             gpu=comps["gpu"],
             cpu=comps["cpu"],
             dram=comps["dram"],
-            gpu_uuids=self._gpu_uuids() if comps["gpu"].source != "absent" else (),
+            gpu_uuids=self._gpu_uuids(),
         )
+        self._log_notes(m)
+        return m
+
+    def _log_notes(self, m: Measurement) -> None:
+        """Log each kind of component note once per meter, so the job log says what the
+        records say: a warning for an uncertain reading, info otherwise (the causes of an
+        absent or estimated component are warned about once where they are found).
+        Notes that differ only in their numbers count as one kind; after
+        :data:`MAX_LOGGED_NOTES` kinds one last line says the rest are in ``energy_note``."""
+        seen = self.__dict__.setdefault("_logged_notes", set())
+        for c in COMPONENTS:
+            e = m.component(c)
+            if not e.note or len(seen) > MAX_LOGGED_NOTES:
+                continue
+            key = (c, e.source, e.uncertain, _DIGITS.sub("#", e.note))
+            if key in seen:
+                continue
+            seen.add(key)
+            if len(seen) > MAX_LOGGED_NOTES:
+                log.warning("more energy notes in this job: see the records' energy_note")
+                continue
+            level = logging.WARNING if e.uncertain else logging.INFO
+            what = "not measured" if e.source == "absent" else e.source
+            flag = ", uncertain" if e.uncertain else ""
+            log.log(level, "energy %s (%s%s): %s", c, what, flag, e.note)
 
     def measure(self) -> MeasureContext:
         """``with meter.measure() as m: ...``; afterwards ``m.result`` is the measurement."""

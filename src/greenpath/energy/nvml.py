@@ -19,7 +19,11 @@ Per device the meter uses, in order of preference:
    thread samples ``nvmlDeviceGetPowerUsage`` (mW) every ``poll_interval_s`` and integrates
    it with the trapezoid rule; the window boundaries take their own samples so the whole
    window is covered: source ``nvml_power_integration``;
-3. neither readable: NaN with the reason.
+3. neither readable (or a MIG instance, below): source ``absent``, NaN joules, the reason
+   in the note; the job's total then keeps CPU and DRAM.
+
+The counter is an unsigned 64-bit count of millijoules (``unsigned long long`` in NVML's
+API): at 1 kW it wraps after about 585 million years, so it needs no wrap guard.
 
 The capability probe runs once per device (at the first window) and is logged once.
 
@@ -42,14 +46,16 @@ says so (seen on an H200, where 16 concurrent workflow jobs each recorded the wh
 workflow runs one training job per GPU for this reason.
 
 MIG instances have no energy counter of their own (NVML reports power and energy for the
-whole physical GPU); they are reported with their ``MIG-`` UUID, NaN joules and a note,
-never dropped or replaced by the parent's value. No NVML or no GPU: source ``absent``.
+whole physical GPU); they are reported with their ``MIG-`` UUID, source ``absent``, NaN
+joules and a note, never dropped or replaced by the parent's value. No NVML or no GPU:
+source ``absent``.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import sys
 import threading
@@ -58,7 +64,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenpath.energy.measurement import ComponentEnergy
+from greenpath.energy.measurement import ComponentEnergy, absent
 from greenpath.energy.meter import Meter, Poller
 
 log = logging.getLogger("greenpath.energy")
@@ -630,6 +636,9 @@ class NvmlGpuMeter(Meter):
                         "window's end; NVML measures the whole GPU, so this energy includes "
                         "theirs (run one job per GPU: docs/energy.md)"
                     )
+        if notes and any(math.isnan(v) for v in domains.values()):
+            # no reading of (one of) the GPUs: the component is absent, never a partial sum
+            return {"gpu": absent("; ".join(notes), domains)}
         source = (
             "nvml_power_integration"
             if any(self.mode.get(t.uuid) == "power" for t in self.targets)

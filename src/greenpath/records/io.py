@@ -3,8 +3,9 @@
 Writers go through :func:`write_records`, which casts rows to :data:`RECORD_SCHEMA`
 (missing columns become typed nulls, never Arrow ``null`` type; case P1), writes to a
 temporary file in the target directory, flushes and fsyncs it, then renames it over the
-target (issue 7: nothing half-written). Readers go through :func:`read_records`, which
-refuses files whose schema version does not match :data:`SCHEMA_VERSION`.
+target (nothing half-written). Readers go through :func:`read_records`, which reads the
+current :data:`SCHEMA_VERSION` and upgrades files of an older readable version
+(:func:`upgrade_v1`), and refuses any other version.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ import pyarrow.parquet as pq
 
 from greenpath.records.schema import (
     KEY_COLUMNS,
+    READABLE_VERSIONS,
     RECORD_SCHEMA,
     SCHEMA_VERSION,
     SCHEMA_VERSION_KEY,
 )
+
+_COMPONENTS: tuple[str, ...] = ("gpu", "cpu", "dram")
 
 
 class RecordsError(Exception):
@@ -174,7 +178,12 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     return out
 
 
-def _check_version(path: Path, schema: pa.Schema) -> None:
+def _file_version(path: Path, schema: pa.Schema) -> int:
+    """The record schema version of ``path``: the schema's own, or an older readable one.
+
+    Raises:
+        RecordsError: missing or unreadable file, or a version this greenpath cannot read.
+    """
     try:
         file_schema = pq.read_schema(path)
     except FileNotFoundError as exc:
@@ -183,13 +192,62 @@ def _check_version(path: Path, schema: pa.Schema) -> None:
         raise RecordsError(f"{path} is not a readable Parquet file: {exc}") from exc
     found = (file_schema.metadata or {}).get(SCHEMA_VERSION_KEY)
     want = (schema.metadata or {}).get(SCHEMA_VERSION_KEY)
-    if found != want:
-        raise RecordsError(
-            f"{path} has record schema version "
-            f"{found.decode() if found else 'none'}, this greenpath reads version "
-            f"{want.decode() if want else 'none'}; re-create it with this version "
-            "(delete it and rerun the workflow)"
-        )
+    if found == want and want is not None:
+        return int(want)
+    older = schema is RECORD_SCHEMA and found is not None and found.decode().isdigit()
+    if older and int(found) in READABLE_VERSIONS:
+        return int(found)
+    raise RecordsError(
+        f"{path} has record schema version "
+        f"{found.decode() if found else 'none'}, this greenpath reads version "
+        f"{want.decode() if want else 'none'}"
+        + (f" (and upgrades {list(READABLE_VERSIONS[:-1])})" if schema is RECORD_SCHEMA else "")
+        + "; re-create it with this version (delete it and rerun the workflow)"
+    )
+
+
+def upgrade_v1(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of record schema version 1 in the current layout.
+
+    Version 1 stored an unmeasured component as 0.0 J with source ``absent``, and an
+    unreadable one as NaN under the source that failed; its total was the sum of all three
+    (NaN when any was NaN). Now both are null with source ``absent``, and the total sums the
+    components with a reading (``energy_total_components``). A version-1 total that is a
+    number is kept (absent parts were 0.0 J in it); a NaN total becomes the sum of the
+    components with a reading. ``energy_*_uncertain`` is null: version 1 did not check.
+
+    Args:
+        df: rows read from a version-1 file (its own columns).
+
+    Returns:
+        A new DataFrame with the current columns that :func:`to_table` accepts.
+    """
+    out = df.copy()
+    have = pd.DataFrame(index=out.index)
+    for c in _COMPONENTS:
+        j, src = f"energy_{c}_j", f"energy_{c}_source"
+        joules = pd.to_numeric(out[j], errors="coerce").astype("float64")
+        source = out[src].astype("object")
+        no_reading = source.eq("absent") | (joules.isna() & source.notna())
+        out[j] = joules.mask(no_reading)
+        out[src] = source.mask(no_reading & source.notna(), "absent")
+        have[c] = out[j].notna()
+        out[f"energy_{c}_uncertain"] = pd.Series(pd.NA, index=out.index, dtype="boolean")
+    total = pd.to_numeric(out["energy_total_j"], errors="coerce").astype("float64")
+    parts = out[[f"energy_{c}_j" for c in _COMPONENTS]]
+    summed = parts.sum(axis=1, min_count=1)
+    out["energy_total_j"] = total.where(total.notna(), summed)
+    names = have.apply(lambda r: ",".join(c for c in _COMPONENTS if r[c]) or None, axis=1)
+    out["energy_total_components"] = names.where(out["energy_total_j"].notna(), None)
+    out["schema_version"] = SCHEMA_VERSION
+    return out
+
+
+def _read_one(path: Path, schema: pa.Schema) -> pa.Table:
+    version = _file_version(path, schema)
+    if version == SCHEMA_VERSION or schema is not RECORD_SCHEMA:
+        return pq.read_table(path, schema=schema)
+    return to_table(upgrade_v1(pq.read_table(path).to_pandas()), schema)
 
 
 def read_records(
@@ -203,11 +261,12 @@ def read_records(
 
     Returns:
         DataFrame with exactly the schema's columns; ``epoch`` and other int64 columns stay
-        int64, energy columns float64 (NaN for nulls), sorted by the key columns.
+        int64, energy columns float64 (NaN for nulls: not measured), sorted by the key
+        columns. Files of an older readable version are upgraded (:func:`upgrade_v1`).
 
     Raises:
-        RecordsError: a file is missing, unreadable, or has another schema version
-            (the message names the file).
+        RecordsError: a file is missing, unreadable, or has a schema version this greenpath
+            cannot read (the message names the file).
     """
     if isinstance(paths, (str, os.PathLike)):
         p = Path(paths)
@@ -216,8 +275,7 @@ def read_records(
         files = [Path(x) for x in paths]
     tables = []
     for f in files:
-        _check_version(f, schema)
-        tables.append(pq.read_table(f, schema=schema))
+        tables.append(_read_one(f, schema))
     table = pa.concat_tables(tables) if tables else schema.empty_table()
     df = table.to_pandas()
     sort_cols = [c for c in KEY_COLUMNS if c in df.columns]

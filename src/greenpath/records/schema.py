@@ -14,7 +14,12 @@ from __future__ import annotations
 import pyarrow as pa
 
 #: Version of :data:`RECORD_SCHEMA`. Stored as a column and in the Parquet metadata.
-SCHEMA_VERSION: int = 1
+#: 2: an unmeasured energy component is null with source ``absent`` (1: 0.0 J), the total
+#: sums the measured components (``energy_total_components``), ``energy_*_uncertain`` flags.
+SCHEMA_VERSION: int = 2
+
+#: Older versions :func:`greenpath.records.read_records` still reads (upgraded on read).
+READABLE_VERSIONS: tuple[int, ...] = (1, 2)
 
 #: Parquet metadata key holding :data:`SCHEMA_VERSION` (bytes of its decimal string).
 SCHEMA_VERSION_KEY: bytes = b"greenpath.schema_version"
@@ -26,7 +31,7 @@ METHODS: tuple[str, ...] = ("base", "freeze", "quant", "stop")
 #: (e.g. unsupported precision, with the reason in ``status_reason``).
 STATUSES: tuple[str, ...] = ("ok", "diverged", "skipped")
 
-#: Energy sources, from most to least trusted (issue 3).
+#: Energy sources, from most to least trusted; ``absent`` = no reading (null joules).
 ENERGY_SOURCES: tuple[str, ...] = (
     "nvml_counter",
     "nvml_power_integration",
@@ -65,17 +70,24 @@ RECORD_SCHEMA: pa.Schema = pa.schema(
         pa.field("duration_s", pa.float64()),
         pa.field("train_s", pa.float64()),
         pa.field("eval_s", pa.float64()),
-        # energy in joules per component, each with its source and an estimate flag
+        # energy in joules per component, each with its source and an estimate flag; null =
+        # not measured (source "absent", reason in energy_note). The total sums the
+        # components named in energy_total_components.
         pa.field("energy_gpu_j", pa.float64()),
         pa.field("energy_cpu_j", pa.float64()),
         pa.field("energy_dram_j", pa.float64()),
         pa.field("energy_total_j", pa.float64()),
+        pa.field("energy_total_components", pa.string()),
         pa.field("energy_gpu_source", pa.string()),
         pa.field("energy_cpu_source", pa.string()),
         pa.field("energy_dram_source", pa.string()),
         pa.field("energy_gpu_estimate", pa.bool_()),
         pa.field("energy_cpu_estimate", pa.bool_()),
         pa.field("energy_dram_estimate", pa.bool_()),
+        # true: the reading may be too low (a counter wrap may have been missed)
+        pa.field("energy_gpu_uncertain", pa.bool_()),
+        pa.field("energy_cpu_uncertain", pa.bool_()),
+        pa.field("energy_dram_uncertain", pa.bool_()),
         pa.field("energy_note", pa.string()),
         pa.field("gpu_uuid", pa.string()),
         pa.field("co2eq_g", pa.float64()),
