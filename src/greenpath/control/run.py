@@ -152,7 +152,9 @@ def train_controlled(
         controller.write_decisions(
             dec_path, study=str(config["study"]), dataset=dataset, seed=int(seed)
         )
-    energy = float(pd.to_numeric(df["energy_total_j"], errors="coerce").sum())
+    # null = not measured: a run with an unmeasured epoch has no total (NaN), never a sum
+    # that silently leaves that epoch out
+    energy = float(pd.to_numeric(df["energy_total_j"], errors="coerce").sum(skipna=False))
     acc = float(df["val_accuracy"].iloc[-1]) if len(df) else math.nan
     best_epoch = None
     if es is not None and es.best is not None:

@@ -6,8 +6,10 @@ counts chosen for 50-epoch runs and scaled to the run's length; the best on EAT-
 
 Accuracy (``acc_model="shift"``: the median training change of the log-odds per
 (method, switch, horizon bucket) -- a low-variance model that on 8 training datasets beats
-the richer ones; ``"lgbm"``, LightGBM on every feature below; ``"ols"``, statsmodels OLS
-on a low-capacity design). From an origin
+the richer ones; ``"lgbm"``, LightGBM on every feature below, its leaf sizes adapted to
+the sample count (:func:`lgbm_params_for`) and replaced by ``shift`` when it fits a
+constant (recorded in ``acc_fit``); ``"ols"``, statsmodels OLS on a low-capacity design).
+From an origin
 epoch t (the last epoch of the history) and a horizon h >= 1 with the future epochs all
 under method m, the model predicts the change of the validation log-odds from the recent
 level ``L`` = mean log-odds of the last ``level_window`` epochs (registered
@@ -100,6 +102,41 @@ LGBM_PARAMS: dict[str, Any] = {
     "num_threads": 1,
     "verbose": -1,
 }
+
+
+#: Training-sample count at and above which :data:`LGBM_PARAMS` are used as they are
+#: (ten leaves of ``min_data_in_leaf`` rows).
+LGBM_FULL_SAMPLES: int = 10 * LGBM_PARAMS["min_data_in_leaf"]
+
+
+def lgbm_params_for(n_samples: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """LightGBM parameters for ``n_samples`` training samples, and what was adapted.
+
+    With LightGBM's leaf-size settings fixed for large data, a few short runs give fewer
+    samples than one leaf needs and the booster is one constant leaf. Below
+    :data:`LGBM_FULL_SAMPLES` the leaf and group sizes shrink to a tenth of the samples
+    (at least 2), bins may hold a single row, bagging is off under 100 samples and the L2
+    penalty shrinks in proportion to the sample count.
+
+    Returns:
+        ``(params, adapted)``: the parameters to train with, and the adapted keys with their
+        values (empty when the defaults are kept).
+    """
+    n = int(n_samples)
+    params = dict(LGBM_PARAMS)
+    if n >= LGBM_FULL_SAMPLES:
+        return params, {}
+    leaf = max(2, n // 10)
+    adapted: dict[str, Any] = {
+        "min_data_in_leaf": leaf,
+        "min_data_per_group": leaf,
+        "min_data_in_bin": min(3, leaf),
+        "lambda_l2": LGBM_PARAMS["lambda_l2"] * n / LGBM_FULL_SAMPLES,
+    }
+    if n < 100:
+        adapted["bagging_freq"] = 0
+    params.update(adapted)
+    return params, adapted
 
 
 # ---------------------------------------------------------------------------- features
@@ -294,6 +331,10 @@ class GreenpathPredictor(Predictor):
             int(n_level),
             int(num_boost_round),
         )
+        #: how the accuracy model was fitted: ``model`` used (``lgbm``, ``ols``, ``shift``;
+        #: ``shift`` also when LightGBM fell back), ``n_samples``, and for LightGBM
+        #: ``adapted_params``, ``constant`` and ``fallback`` (why it fell back)
+        self.acc_fit: dict[str, Any] = {"model": acc_model}
 
     def geometry(self, run_epochs: int | None) -> tuple[int, int, list[int]]:
         """``(min_origin, level_window, origin_buckets)`` for a run of ``run_epochs`` epochs.
@@ -356,7 +397,7 @@ class GreenpathPredictor(Predictor):
         for _g, tree in t.groupby("group"):
             trunk = tree[tree["method"] == "base"].sort_values("epoch")
             te = trunk[ecol].to_numpy(float)
-            if len(te) < 3:
+            if len(te) < 3 or not np.isfinite(te).all():  # null = not measured: no level
                 continue
             steady_base = float(np.median(te[1:]))
             info = info_from(trunk, None)
@@ -367,7 +408,7 @@ class GreenpathPredictor(Predictor):
                 ["method", "intervention_epoch"]
             ):
                 be = br[br["epoch"] > k].sort_values("epoch")[ecol].to_numpy(float)
-                if len(be) < 2:
+                if len(be) < 2 or not np.isfinite(be).all():
                     continue
                 steady = float(np.median(be[1:]))
                 resid.extend(np.log(be[1:] / steady))
@@ -435,19 +476,15 @@ class GreenpathPredictor(Predictor):
         self._fit_energy(t)
         s = self._samples(t)
         x, y = s[FEATURES], s["y"].to_numpy(float)
+        self.acc_fit = {"model": self.acc_model, "n_samples": len(s)}
         if self.acc_model == "lgbm":
-            ds = lgb.Dataset(x, y, categorical_feature=["method"], free_raw_data=False)
-            self.booster = lgb.train(LGBM_PARAMS, ds, num_boost_round=self.num_boost_round)
-            fitted = self.booster.predict(x)
+            fitted = self._fit_lgbm(s, x, y)
         elif self.acc_model == "ols":
             d = _ols_design(x)
             self.ols_params = sm.OLS(y, d).fit().params.astype(float)
             fitted = d @ self.ols_params
         else:
-            # robust level shift: median log-odds change per (method, switch, horizon bucket)
-            key = _shift_keys(s, bool(self.origin_buckets))
-            self.shift_table = {k: float(np.median(y[key == k])) for k in np.unique(key)}
-            fitted = self._predict_delta(s)
+            fitted = self._fit_shift(s, y)
         res = y - fitted
         hb = np.searchsorted(_H_BUCKETS, s["h"].to_numpy(), side="left")
         self.resid_std = [
@@ -468,6 +505,39 @@ class GreenpathPredictor(Predictor):
         self.fitted = True
         return self
 
+    def _fit_shift(self, s: pd.DataFrame, y: np.ndarray) -> np.ndarray:
+        """Robust level shift: median log-odds change per (method, switch, horizon bucket)."""
+        key = _shift_keys(s, bool(self.origin_buckets))
+        self.shift_table = {k: float(np.median(y[key == k])) for k in np.unique(key)}
+        self.acc_fit["model"] = "shift"
+        return self._predict_delta(s)
+
+    def _fit_lgbm(self, s: pd.DataFrame, x: pd.DataFrame, y: np.ndarray) -> np.ndarray:
+        """LightGBM with parameters for the sample size (:func:`lgbm_params_for`).
+
+        A booster that predicts one value for distinct inputs learned nothing: it is
+        reported (warning, and ``acc_fit["constant"]``) and the ``shift`` model is used
+        instead (``acc_fit["model"] == "shift"``, ``acc_fit["fallback"]`` says why).
+        """
+        params, adapted = lgbm_params_for(len(x))
+        self.acc_fit.update(adapted_params=adapted, constant=False)
+        if adapted:
+            log.info("greenpath_lgbm: %d training samples; adapted %s", len(x), adapted)
+        ds = lgb.Dataset(x, y, categorical_feature=["method"], free_raw_data=False)
+        self.booster = lgb.train(params, ds, num_boost_round=self.num_boost_round)
+        fitted = np.asarray(self.booster.predict(x), dtype=float)
+        distinct = len(x.drop_duplicates()) > 1
+        if distinct and float(np.ptp(fitted)) <= 1e-12:
+            why = (
+                f"LightGBM fitted a constant on {len(x)} samples with distinct inputs "
+                "(nothing learned); using the shift model"
+            )
+            log.warning("greenpath_lgbm: %s", why)
+            self.acc_fit.update(constant=True, fallback=why)
+            self.booster = None
+            return self._fit_shift(s, y)
+        return fitted
+
     # --------------------------------------------------------------- state IO
     def _state(self) -> dict[str, Any]:
         st: dict[str, Any] = {
@@ -483,9 +553,11 @@ class GreenpathPredictor(Predictor):
                 m: {str(e): v for e, v in c.items()} for m, c in self.cold_curve.items()
             },
         }
-        if self.acc_model == "lgbm":
+        st["acc_fit"] = self.acc_fit
+        used = self.acc_fit["model"]
+        if used == "lgbm":
             st["lgbm_model"] = self.booster.model_to_string()
-        elif self.acc_model == "shift":
+        elif used == "shift":
             st["shift_table"] = self.shift_table
         else:
             st["ols_params"] = [float(v) for v in self.ols_params]
@@ -504,18 +576,22 @@ class GreenpathPredictor(Predictor):
         self.cold_curve = {
             m: {int(e): float(v) for e, v in c.items()} for m, c in state["cold_curve"].items()
         }
-        if self.acc_model == "lgbm":
+        # models saved before ``acc_fit`` existed used the configured model
+        self.acc_fit = dict(state.get("acc_fit") or {"model": self.acc_model})
+        used = self.acc_fit["model"]
+        if used == "lgbm":
             self.booster = lgb.Booster(model_str=state["lgbm_model"])
-        elif self.acc_model == "shift":
+        elif used == "shift":
             self.shift_table = {str(k): float(v) for k, v in state["shift_table"].items()}
         else:
             self.ols_params = np.asarray(state["ols_params"], dtype=float)
 
     # --------------------------------------------------------------- prediction
     def _predict_delta(self, x: pd.DataFrame) -> np.ndarray:
-        if self.acc_model == "lgbm":
+        used = self.acc_fit["model"]
+        if used == "lgbm":
             return np.asarray(self.booster.predict(x[FEATURES]), dtype=float)
-        if self.acc_model == "shift":
+        if used == "shift":
             return np.array(
                 [self.shift_table.get(k, 0.0) for k in _shift_keys(x, bool(self.origin_buckets))]
             )
