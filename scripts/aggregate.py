@@ -11,13 +11,11 @@ import logging
 
 from greenpath.config import load_config
 from greenpath.grid import stop_points
+from greenpath.joblog import job_log
 from greenpath.records.aggregate import aggregate
 
 
-def main(files, records_out, trajectories_out, config, log_file=None) -> None:
-    logging.basicConfig(
-        filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
+def main(files, records_out, trajectories_out, config) -> None:
     stops = stop_points(config["interventions"]["epochs"], config["interventions"]["methods"])
     records, traj = aggregate(files, records_out, trajectories_out, stop_epochs=stops)
     n_paths = traj.groupby(["study", "dataset", "seed", "method", "intervention_epoch"]).ngroups
@@ -26,13 +24,8 @@ def main(files, records_out, trajectories_out, config, log_file=None) -> None:
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
-    main(
-        list(sm.input),
-        sm.output.records,
-        sm.output.trajectories,
-        sm.config,
-        log_file=sm.log[0] if sm.log else None,
-    )
+    with job_log(sm.log[0] if sm.log else None):
+        main(list(sm.input), sm.output.records, sm.output.trajectories, sm.config)
 elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+")
@@ -40,4 +33,7 @@ elif __name__ == "__main__":
     ap.add_argument("--records-out", default="results/records.parquet")
     ap.add_argument("--trajectories-out", default="results/trajectories.parquet")
     a = ap.parse_args()
-    main(a.files, a.records_out, a.trajectories_out, load_config(a.config, check_datasets=False))
+    with job_log(None):
+        main(
+            a.files, a.records_out, a.trajectories_out, load_config(a.config, check_datasets=False)
+        )
