@@ -12,8 +12,16 @@ Reports, as JSON (``--out``, default ``results/bench/meter.json``) and on stdout
 * ``throughput``: small CPU training loop (torch) with per-epoch windows vs. without, epochs
   per second and their ratio (target within 1 %; on a shared 2-core machine the run-to-run
   noise is often larger than that, so the repeat spread is reported too).
+* ``contention``: the estimate of one training epoch (a small CNN, one torch thread, as the
+  workflow's jobs run) alone and beside a CPU hog (one spinning process per logical CPU),
+  interleaved ``--contention-repeats`` times: median ratio hog / alone of the estimated
+  joules (``cpu_load: process``, target within 15 % of 1) and of the wall time, and the
+  same ratio for ``cpu_load: system`` (the whole-machine model, which follows the load by
+  design). The load average before and after is reported: "alone" means beside whatever
+  else the machine runs.
 
-Usage: ``python bench/bench_meter.py [--out PATH] [--busy-s 5] [--no-throughput]``
+Usage: ``python bench/bench_meter.py [--out PATH] [--busy-s 5] [--no-throughput]
+[--contention-repeats 3]``
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -164,12 +173,99 @@ def throughput(repeats: int = 3, epochs: int = 20) -> dict[str, Any]:
     }
 
 
+def _epoch_fn(steps: int):
+    """One training epoch of a small CNN on synthetic data, one torch thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 16 * 16, 10),
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+
+    def epoch() -> None:
+        for _ in range(steps):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+    return epoch
+
+
+def _hogs(n: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(1, n))]
+
+
+def _measure(meters: dict[str, Any], epoch) -> dict[str, float]:
+    windows = {k: m.begin() for k, m in meters.items()}
+    t0 = time.perf_counter()
+    epoch()
+    wall = time.perf_counter() - t0
+    out = {"wall_s": wall}
+    for k, m in meters.items():
+        out[f"{k}_j"] = m.end(windows[k]).total_j
+    return out
+
+
+def contention(repeats: int = 3, steps: int = 40) -> dict[str, Any]:
+    """Estimated joules of one epoch alone and beside a CPU hog (see the module docstring)."""
+    epoch = _epoch_fn(steps)
+    meters = {
+        "process": make_meter({"rapl": "off", "cpu_load": "process"}),
+        "system": make_meter({"rapl": "off", "cpu_load": "system"}),
+    }
+    epoch()  # warm-up
+    runs: dict[str, list[dict[str, float]]] = {"alone": [], "hog": []}
+    n_hogs = os.cpu_count() or 1
+    load = {"before": os.getloadavg()}
+    for _ in range(repeats):
+        runs["alone"].append(_measure(meters, epoch))
+        hogs = _hogs(n_hogs)
+        try:
+            time.sleep(0.5)  # let the hogs reach the run queue
+            runs["hog"].append(_measure(meters, epoch))
+        finally:
+            for h in hogs:
+                h.kill()
+                h.wait()
+    load["after"] = os.getloadavg()
+    for m in meters.values():
+        m.close()
+
+    def ratio(key: str) -> float:
+        return statistics.median(
+            h[key] / a[key] for a, h in zip(runs["alone"], runs["hog"], strict=True)
+        )
+
+    return {
+        "steps_per_epoch": steps,
+        "hog_processes": n_hogs,
+        "runs": runs,
+        "ratio_hog_over_alone": {
+            "process_j": ratio("process_j"),
+            "system_j": ratio("system_j"),
+            "wall_s": ratio("wall_s"),
+        },
+        "load_avg": load,
+        "target": "process_j ratio within 15 % of 1",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="results/bench/meter.json", help="JSON output path")
     ap.add_argument("--busy-s", type=float, default=5.0, help="busy seconds per poller test")
     ap.add_argument("--n", type=int, default=3000, help="windows per cost measurement")
     ap.add_argument("--no-throughput", action="store_true", help="skip the torch loop")
+    ap.add_argument("--contention-repeats", type=int, default=3, help="alone/hog pairs (0: skip)")
     args = ap.parse_args(argv)
 
     out: dict[str, Any] = {
@@ -197,11 +293,14 @@ def main(argv: list[str] | None = None) -> int:
     out["poller_cpu_share"]["nvml_power_0.1s_fake"] = poller_share(gpu, "_poller", args.busy_s)
     if not args.no_throughput:
         out["throughput"] = throughput()
+    if args.contention_repeats > 0:
+        out["contention"] = contention(args.contention_repeats)
     out["load_avg_end"] = os.getloadavg()
     out["targets"] = {
         "window_median_us_lt": 100,
         "poller_cpu_share_pct_lt": 0.5,
         "throughput_ratio_within": 0.01,
+        "contention_process_j_ratio_within": 0.15,
     }
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ into ``BENCHMARKS.md``). Sections (``--only`` picks some):
 ==========  ==============================================================================
 training    engine (``run_trunk_segment``, meter on) vs bare PyTorch loop, interleaved
 datapath    time outside forward/backward per epoch, share of epoch time
-meter       ``bench/bench_meter.py`` (window cost, poller CPU share)
+meter       ``bench/bench_meter.py`` (window cost, poller CPU share, estimate beside a hog)
 grid        epochs trained / epochs needed, default-config wall time and per-job overhead
             from the newest complete Snakemake log in the repository, startup costs
 modeling    fit / leave-one-dataset-out / run_paths times on EAT-IT (skipped if absent)
@@ -259,6 +259,17 @@ def summary_md(res: dict[str, Any]) -> str:
                 f"{v['cpu_share_pct']:.3f} %",
                 "< 0.5 %",
                 v["cpu_share_pct"] < 0.5,
+            )
+        ct = me.get("contention")
+        if ct:
+            r = ct["ratio_hog_over_alone"]
+            row(
+                "meter",
+                "estimate of one epoch, beside a CPU hog / alone (cpu_load: process; "
+                f"wall x{r['wall_s']:.2f}, load avg {ct['load_avg']['before'][0]:.1f})",
+                f"{r['process_j']:.3f}",
+                "within 15 % of 1",
+                abs(r["process_j"] - 1) <= 0.15,
             )
     gr = res.get("grid")
     if gr:
