@@ -30,8 +30,8 @@ DEFAULT_ENERGY_CONFIG: dict[str, Any] = {
     "rapl": "auto",
     # Root of the powercap sysfs tree (tests point this at a fake tree).
     "powercap_root": "/sys/class/powercap",
-    # Period of the RAPL wraparound guard poller, s. Must stay well under the counter's wrap
-    # time (max_energy_range_uj / power; ~520 s for 262 kJ at 500 W).
+    # Longest period of the RAPL wraparound guard poller, s. The poller runs faster when a
+    # domain's wrap time (max_energy_range_uj / max power) needs it (docs/energy.md).
     "poll_interval_s": 1.0,
     # Period of the NVML power-sampling thread used only on GPUs without the energy counter, s.
     "gpu_poll_interval_s": 0.1,
@@ -42,13 +42,15 @@ DEFAULT_ENERGY_CONFIG: dict[str, Any] = {
     # Estimate: TDP of all CPU packages together, W. 85 W is the TDP of e.g. an Intel Xeon
     # Silver 4210 (datasheet); set your CPU's.
     "cpu_tdp_w": 85.0,
-    # Estimate: share of TDP drawn when idle (an assumption; calibrate with idle_baseline_s on
-    # a machine with readable RAPL). Must be > 0 so no window has zero energy.
+    # Estimate, cpu_load "system" only: share of TDP drawn when idle (an assumption;
+    # calibrate with idle_baseline_s on a machine with readable RAPL). Must be > 0.
     "cpu_idle_fraction": 0.3,
     # Estimate: logical CPUs the TDP covers; null = psutil.cpu_count(logical=True).
     "cpu_cores": None,
-    # Estimate: which load scales the dynamic share: "process" (CPU time of this process and
-    # its children) or "system" (whole-machine busy share, comparable to a package counter).
+    # Estimate: "process" charges the CPU time of this process and its children (TDP / cores
+    # per CPU second, no idle share: the same work gives the same joules on a shared
+    # machine); "system" charges the whole machine over the wall time, idle share included
+    # (comparable to a package counter).
     "cpu_load": "process",
     # Estimate: DRAM power per GiB installed, W/GiB. 0.375 = 3 W per 8 GB, the constant of
     # CodeCarbon's RAM model.

@@ -166,6 +166,7 @@ def import_eatit(
         e = df["energy_nvidia"].astype(float) * KWH_TO_J
         out["energy_gpu_j"] = e
         out["energy_total_j"] = e
+        out["energy_total_components"] = "gpu"
         out["energy_gpu_source"] = "imported"
         out["energy_cpu_source"] = "absent"
         out["energy_dram_source"] = "absent"
@@ -176,6 +177,7 @@ def import_eatit(
         out["energy_gpu_j"] = df["gpu_energy"].astype(float) * KWH_TO_J
         out["energy_dram_j"] = df["ram_energy"].astype(float) * KWH_TO_J
         out["energy_total_j"] = df["energy_consumed"].astype(float) * KWH_TO_J
+        out["energy_total_components"] = "gpu,cpu,dram"
         out["energy_gpu_source"] = "imported"
         out["energy_cpu_source"] = "imported"
         out["energy_dram_source"] = "imported"
