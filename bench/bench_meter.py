@@ -140,14 +140,7 @@ def throughput(repeats: int = 3, epochs: int = 20) -> dict[str, Any]:
         torch.nn.Flatten(),
         torch.nn.Linear(8 * 14 * 14, 10),
     )
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, y = torch.randn(64, 3, 16, 16), torch.randint(0, 10, (64,))
-
-    def epoch() -> None:
-        for _ in range(10):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
+    epoch = _epoch_fn(model, image_size=16, steps=10)
 
     meter = make_meter({"rapl": "off"})
     rates: dict[str, list[float]] = {"off": [], "on": []}
@@ -173,23 +166,14 @@ def throughput(repeats: int = 3, epochs: int = 20) -> dict[str, Any]:
     }
 
 
-def _epoch_fn(steps: int):
-    """One training epoch of a small CNN on synthetic data, one torch thread."""
+def _epoch_fn(model: Any, image_size: int, steps: int):
+    """One training epoch of ``model`` on a fixed synthetic batch (64 RGB images):
+    ``steps`` SGD steps."""
     import torch
 
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(16, 32, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Flatten(),
-        torch.nn.Linear(32 * 16 * 16, 10),
-    )
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    x = torch.randn(64, 3, image_size, image_size)
+    y = torch.randint(0, 10, (64,))
 
     def epoch() -> None:
         for _ in range(steps):
@@ -217,7 +201,20 @@ def _measure(meters: dict[str, Any], epoch) -> dict[str, float]:
 
 def contention(repeats: int = 3, steps: int = 40) -> dict[str, Any]:
     """Estimated joules of one epoch alone and beside a CPU hog (see the module docstring)."""
-    epoch = _epoch_fn(steps)
+    import torch
+
+    torch.set_num_threads(1)  # as the workflow's training jobs (training.num_threads)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 16 * 16, 10),
+    )
+    epoch = _epoch_fn(model, image_size=32, steps=steps)
     meters = {
         "process": make_meter({"rapl": "off", "cpu_load": "process"}),
         "system": make_meter({"rapl": "off", "cpu_load": "system"}),

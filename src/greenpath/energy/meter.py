@@ -238,10 +238,16 @@ class Meter(ABC):
         Notes that differ only in their numbers count as one kind; after
         :data:`MAX_LOGGED_NOTES` kinds one last line says the rest are in ``energy_note``."""
         seen = self.__dict__.setdefault("_logged_notes", set())
+        raw = self.__dict__.setdefault("_raw_notes", set())  # fast path: exact repeats
         for c in COMPONENTS:
             e = m.component(c)
             if not e.note or len(seen) > MAX_LOGGED_NOTES:
                 continue
+            exact = (c, e.source, e.uncertain, e.note)
+            if exact in raw:
+                continue
+            if len(raw) < 10 * MAX_LOGGED_NOTES:
+                raw.add(exact)
             key = (c, e.source, e.uncertain, _DIGITS.sub("#", e.note))
             if key in seen:
                 continue
