@@ -234,7 +234,8 @@ class IdleBaseline:
 
     Attributes:
         seconds: length of the idle window actually measured, s.
-        power_w: mean power per component in W (``gpu``, ``cpu``, ``dram``); NaN if unreadable.
+        power_w: mean power per component in W (``gpu``, ``cpu``, ``dram``); NaN when the
+            component was not measured.
         sources: the source of each component's idle reading.
         start_utc: when the idle window started.
     """
@@ -264,7 +265,8 @@ class IdleBaseline:
         """JSON-ready form (for Parquet metadata)."""
         return {
             "seconds": self.seconds,
-            "power_w": dict(self.power_w),
+            # null = not measured (strict JSON has no NaN)
+            "power_w": {c: (None if math.isnan(w) else w) for c, w in self.power_w.items()},
             "sources": dict(self.sources),
             "start_utc": self.start_utc.isoformat(),
         }
