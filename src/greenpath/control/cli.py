@@ -110,6 +110,12 @@ def cmd_train(a: argparse.Namespace) -> int:
         )
     elif a.patience is None:
         raise ValueError("greenpath train needs --predictor MODEL.json and/or --patience N")
+    import torch
+
+    # The workflow's jobs train with training.num_threads intra-op threads; so does this run.
+    # More threads than free cores make them spin while waiting for each other, and the CPU
+    # time (and the estimate charging it) then follows the machine's load.
+    torch.set_num_threads(int(cfg["training"].get("num_threads", 1)))
     res = train_controlled(cfg, dataset=a.dataset, dataset_path=Path(ds_path), seed=a.seed,
                            out_dir=a.out, controller=ctl, patience=a.patience, epochs=E)  # fmt: skip
     print(res.summary())
