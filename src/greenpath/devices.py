@@ -128,7 +128,9 @@ def _visible(nvml: Any, env: Mapping[str, str]) -> tuple[list[GpuTarget], dict[s
     names = {g.uuid: g.name for g in physical}
     for g in physical:
         names.update({mu: g.name for mu, _ in g.migs})
-    entries, how = visible_devices(physical, env)
+    entries, _ = visible_devices(physical, env)
+    raw = env.get("CUDA_VISIBLE_DEVICES")
+    how = "all GPUs (CUDA_VISIBLE_DEVICES unset)" if raw is None else f"CUDA_VISIBLE_DEVICES={raw}"
     problems = [e for e in entries if isinstance(e, str)]
     if problems:
         raise GpuError(problems[0])

@@ -381,6 +381,11 @@ def _executor_name(workflow: Any) -> str | None:
     return getattr(plugin, "name", None) if plugin is not None else None
 
 
+def is_local_executor(workflow: Any) -> bool:
+    """True when the run's jobs execute on this machine (Snakemake's ``local`` executor)."""
+    return _executor_name(workflow) == "local"
+
+
 def preflight(workflow: Any, device: str = "cpu", log: Any = None) -> StatusDecision | None:
     """Run the pre-flight check for a Snakemake ``workflow`` object (from ``onstart``).
 

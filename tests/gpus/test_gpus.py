@@ -248,3 +248,31 @@ def test_lock_dir_default_is_shared_and_world_writable(tmp_path, monkeypatch):
     monkeypatch.setattr(devices.tempfile, "gettempdir", lambda: str(tmp_path))
     d = devices.lock_dir()
     assert d == tmp_path / "greenpath-gpu-locks" and (d.stat().st_mode & 0o1777) == 0o1777
+
+
+def test_the_training_script_claims_a_gpu_first(tmp_path):
+    """scripts/train.py claims before anything else: the claim is logged, then the job goes
+    on (and fails here, on a missing dataset file, since this box's GPUs are fake)."""
+    import subprocess
+
+    import yaml
+    from gpu_helpers import REPO
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["datasets"] = {"digits": {}}
+    cfg["training"]["device"] = "cuda"
+    cfg["modeling"]["eatit"]["src"] = None
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    env = box_env(write_box(tmp_path), tmp_path / "locks", CUDA_VISIBLE_DEVICES="2,3")
+    run = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train.py"), "trunk", "--config"]
+        + [str(tmp_path / "c.yaml"), "--dataset", "digits", "--seed", "0", "--start", "0"]
+        + ["--end", "1", "--dataset-path", str(tmp_path / "missing.npz")]
+        + ["--out-checkpoint", str(tmp_path / "c.pt"), "--out-records", str(tmp_path / "r.pq")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert f"training on GPU {UUIDS[2]} (cuda:0 in this process" in run.stderr, run.stderr
+    assert run.returncode != 0
