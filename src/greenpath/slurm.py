@@ -333,7 +333,8 @@ def training_gpu_resources(device: str) -> dict[str, int]:
     """Snakemake resources of a training rule: ``{"gpu": 1}`` on CUDA, else ``{}``.
 
     The slurm plugin turns ``gpu: 1`` into ``sbatch --gpus=1`` (``--gpus=<model>:1``
-    with the ``gpu_model`` resource); locally it is only a scheduling token.
+    with the ``gpu_model`` resource); locally it is a scheduling token, one per GPU of the
+    run, and each job claims its own GPU (:mod:`greenpath.devices`).
     """
     return {"gpu": 1} if requires_gpu(device) else {}
 
