@@ -251,7 +251,7 @@ def gpu_tokens(training: Mapping[str, Any], env: Mapping[str, str] | None = None
     a SLURM login node) or with a selection error it is 1 and nothing is raised: the
     workflow's start check reports the error (:func:`export_run_gpus`).
     """
-    if parse_cuda_device_or_none(str(training.get("device", "cpu"))) is not None:
+    if _pinned_index(str(training.get("device", "cpu"))) is not None:
         return 1
     try:
         gpus, _ = run_gpus(training, env)
@@ -260,7 +260,7 @@ def gpu_tokens(training: Mapping[str, Any], env: Mapping[str, str] | None = None
     return max(len(gpus), 1)
 
 
-def parse_cuda_device_or_none(device: str) -> int | None:
+def _pinned_index(device: str) -> int | None:
     """Logical index of ``cuda:N``; ``None`` for ``cuda``, ``cpu`` or anything else."""
     try:
         return parse_cuda_device(device)
@@ -271,7 +271,8 @@ def parse_cuda_device_or_none(device: str) -> int | None:
 def export_run_gpus(
     training: Mapping[str, Any], environ: MutableMapping[str, str] | None = None
 ) -> list[Gpu]:
-    """Export the run's GPUs to its local jobs (:data:`RUN_GPUS_ENV`); call before any job.
+    """Export the run's GPUs to its local jobs (:data:`RUN_GPUS_ENV`, and the lock folder
+    as :data:`LOCK_DIR_ENV`); call before any job.
 
     Returns:
         The run's GPUs (``[]`` on CPU or when none is listed: then nothing is exported and
@@ -284,6 +285,8 @@ def export_run_gpus(
     gpus, _ = run_gpus(training, environ)
     if gpus:
         environ[RUN_GPUS_ENV] = ",".join(g.uuid for g in gpus)
+        # one lock folder for all jobs, whatever TMPDIR Snakemake gives each of them
+        environ[LOCK_DIR_ENV] = str(lock_dir(environ))
     return gpus
 
 

@@ -99,10 +99,13 @@ def test_bad_gpu_selection_names_the_value(box, device, wanted, message):
         select_gpus(list_gpus(), device, wanted)
 
 
-def test_export_run_gpus_for_the_local_jobs(box):
+def test_export_run_gpus_for_the_local_jobs(box, tmp_path, monkeypatch):
+    monkeypatch.setattr(devices.tempfile, "gettempdir", lambda: str(tmp_path))
     env: dict[str, str] = {"CUDA_VISIBLE_DEVICES": "2,3"}
     gpus = export_run_gpus({"device": "cuda"}, env)
     assert env[RUN_GPUS_ENV] == f"{UUIDS[2]},{UUIDS[3]}" and len(gpus) == 2
+    # one lock folder for all jobs, whatever TMPDIR each job gets
+    assert env["GREENPATH_GPU_LOCK_DIR"] == str(tmp_path / "greenpath-gpu-locks")
     cpu_env: dict[str, str] = {}
     assert export_run_gpus({"device": "cpu"}, cpu_env) == [] and RUN_GPUS_ENV not in cpu_env
 
