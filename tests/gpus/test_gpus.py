@@ -279,3 +279,28 @@ def test_the_training_script_claims_a_gpu_first(tmp_path):
     )
     assert f"training on GPU {UUIDS[2]} (cuda:0 in this process" in run.stderr, run.stderr
     assert run.returncode != 0
+
+
+# ------------------------------------------------------------------------ greenpath gpus
+def test_greenpath_gpus_lists_the_runs_gpus(box, capsys, monkeypatch):
+    from greenpath.cli import main
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    assert main(["gpus"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 GPU(s) for training.device 'cuda'") and "3,1" in lines[0]
+    assert UUIDS[3] in lines[1] and lines[1].split()[0] == "cuda:0" and UUIDS[1] in lines[2]
+    assert "79.6 GiB" in lines[1] and "energy counter: yes" in lines[1]
+
+
+def test_greenpath_gpus_says_no_gpu_in_one_line(box, capsys, monkeypatch, tmp_path):
+    from greenpath.cli import main
+
+    monkeypatch.setenv("GREENPATH_FAKE_NVML", "missing")  # no driver, as on a CPU machine
+    assert main(["gpus"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("no GPU: NVML unavailable")
+    from gpu_helpers import REPO
+
+    assert main(["gpus", "--config", str(REPO / "config" / "config.yaml")]) == 0  # device cpu
+    assert capsys.readouterr().out.splitlines() == ["no GPU: training.device is 'cpu'"]
