@@ -19,6 +19,7 @@ import torch
 
 from greenpath.config import load_config
 from greenpath.control.closed_loop import closed_loop, write_outputs
+from greenpath.devices import claim_for_job
 
 
 def main(config, records, dataset_paths, out_dir, *, predictor="paper", objective="constrained",
@@ -27,6 +28,7 @@ def main(config, records, dataset_paths, out_dir, *, predictor="paper", objectiv
     logging.basicConfig(
         filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
+    claim_for_job(config)  # a free GPU of the run, before CUDA starts
     torch.set_num_threads(int(config["training"].get("num_threads", 1)))
     out_dir = Path(out_dir)
     result = closed_loop(config, records_path=Path(records), dataset_paths=dataset_paths,

@@ -65,6 +65,9 @@ def run(role: str, config: dict[str, Any], values: dict[str, Any]) -> None:
         SystemExit: unknown role or a missing value (message names it).
         greenpath.config.ConfigError: invalid config.
     """
+    from greenpath.devices import claim_for_job
+
+    claim_for_job(config)  # a free GPU of the run, before torch starts CUDA
     import torch
 
     from greenpath.config import check_config

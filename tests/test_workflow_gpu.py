@@ -2,10 +2,12 @@
 
 Seen on an H200: a local `snakemake --cores 16` with training.device: cuda ran 16 training
 jobs at once on the one GPU, and each recorded the whole GPU's energy. The workflow now
-gives a local run one `gpu` token when training is on CUDA (the training rules each take
-one), unless `--resources gpu=N` says otherwise; on CPU it adds none. Snakemake prints the
-tokens it schedules with ("Provided resources") when it executes, so each case runs the
-workflow up to prepare_dataset on digits (scikit-learn's, offline, seconds).
+gives a local run one `gpu` token per GPU it may use when training is on `cuda` (each job
+claims its own GPU, tests/gpus), one for `cuda:N`, and one when NVML lists no GPU (this
+machine), unless `--resources gpu=N` says otherwise; on CPU it adds none. Snakemake prints
+the tokens it schedules with ("Provided resources") when it executes, so each case runs the
+workflow up to prepare_dataset on digits (scikit-learn's, offline, seconds); the cases with
+a box of four GPUs put the fake NVML of tests/gpus first on the path.
 """
 
 from __future__ import annotations
@@ -21,7 +23,21 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def provided_gpu_tokens(tmp_path: Path, device: str, extra: list[str]) -> int | None:
+FAKE_NVML = REPO / "tests" / "gpus" / "fake_nvml"
+
+
+def four_gpu_box(tmp_path: Path, cuda_visible_devices: str | None) -> dict[str, str]:
+    """Environment of a snakemake run on a fake box of four GPUs."""
+    sys.path.insert(0, str(REPO / "tests" / "gpus"))
+    from gpu_helpers import box_env, write_box
+
+    extra = {} if cuda_visible_devices is None else {"CUDA_VISIBLE_DEVICES": cuda_visible_devices}
+    return box_env(write_box(tmp_path), tmp_path / "locks", **extra)
+
+
+def provided_gpu_tokens(
+    tmp_path: Path, device: str, extra: list[str], env: dict[str, str] | None = None
+) -> int | None:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["datasets"] = {"digits": {}}
     cfg["training"]["device"] = device
@@ -37,6 +53,7 @@ def provided_gpu_tokens(tmp_path: Path, device: str, extra: list[str]) -> int | 
         text=True,
         timeout=180,
         cwd=REPO,
+        env=env,
     )
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
@@ -56,3 +73,16 @@ def provided_gpu_tokens(tmp_path: Path, device: str, extra: list[str]) -> int | 
 )
 def test_local_run_has_one_gpu_token_on_cuda(tmp_path, device, extra, tokens):
     assert provided_gpu_tokens(tmp_path, device, extra) == tokens
+
+
+@pytest.mark.parametrize(
+    "device, visible, tokens",
+    [
+        ("cuda", None, 4),  # every GPU of the box, one job each
+        ("cuda", "2,3", 2),  # only those CUDA_VISIBLE_DEVICES names
+        ("cuda:1", None, 1),  # pinned: one job at a time on GPU 1
+    ],
+)
+def test_local_run_has_one_gpu_token_per_gpu(tmp_path, device, visible, tokens):
+    env = four_gpu_box(tmp_path, visible)
+    assert provided_gpu_tokens(tmp_path, device, [], env) == tokens

@@ -9,6 +9,8 @@ builder and a handler there):
 - ``evaluate --lodo --predictor NAME --records FILE... --out EVAL.json``
 - ``paths --model MODEL.json --records FILE... --objective constrained|score|weighted
   --tolerance 0.01 [--lam X] --out PATHS.json`` (calls ``greenpath.paths.run_paths``)
+- ``gpus [--config FILE]``: the GPUs a run would train on (one job per GPU); one line
+  when there is none
 - ``train --dataset NAME --predictor MODEL.json [--objective ...] [--patience N] --out DIR``
   (a controlled run, ``greenpath.control.cli``)
 
@@ -125,6 +127,29 @@ def cmd_paths(a: argparse.Namespace) -> int:
     return 0 if res is not None else 1
 
 
+def cmd_gpus(a: argparse.Namespace) -> int:
+    from greenpath.devices import run_gpus
+
+    training: dict[str, Any] = {"device": "cuda"}
+    if a.config:
+        from greenpath.config import load_config
+
+        training = load_config(a.config, check_datasets=False)["training"]
+    gpus, inventory = run_gpus(training)
+    device = training["device"]
+    if not gpus:
+        cpu = not str(device).startswith("cuda")
+        print(f"no GPU: {f'training.device is {device!r}' if cpu else inventory.reason}")
+        return 0
+    print(f"{len(gpus)} GPU(s) for training.device {device!r} ({inventory.how}):")
+    for g in gpus:
+        mem = f"{g.memory_mib / 1024:.1f} GiB" if g.memory_mib is not None else "? GiB"
+        counter = {True: "yes", False: "no", None: "?"}[g.energy_counter]
+        note = f"  ({g.note})" if g.note else ""
+        print(f"  cuda:{g.index}  {g.uuid}  {g.name}  {mem}  energy counter: {counter}{note}")
+    return 0
+
+
 # ------------------------------------------------------------------------ parsers
 def _predictor_names() -> list[str]:
     from greenpath.modeling.base import available_predictors
@@ -175,6 +200,15 @@ def _p_paths(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="paths JSON to write")
 
 
+def _p_gpus(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="workflow config: its training.device and training.gpus (default: device cuda, "
+        "every visible GPU)",
+    )
+
+
 #: subcommand -> (parser builder, handler, help)
 COMMANDS: dict[
     str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
@@ -183,6 +217,7 @@ COMMANDS: dict[
     "fit": (_p_fit, cmd_fit, "fit a predictor on records and save it as JSON"),
     "evaluate": (_p_evaluate, cmd_evaluate, "evaluate a model (or leave-one-dataset-out)"),
     "paths": (_p_paths, cmd_paths, "choose training paths with a fitted model"),
+    "gpus": (_p_gpus, cmd_gpus, "list the GPUs a run would use (one training job per GPU)"),
     "train": (  # greenpath.control.cli, imported only when used (it pulls in torch)
         lambda p: importlib.import_module("greenpath.control.cli").add_train_parser(p),
         lambda a: importlib.import_module("greenpath.control.cli").cmd_train(a),

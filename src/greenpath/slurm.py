@@ -333,7 +333,8 @@ def training_gpu_resources(device: str) -> dict[str, int]:
     """Snakemake resources of a training rule: ``{"gpu": 1}`` on CUDA, else ``{}``.
 
     The slurm plugin turns ``gpu: 1`` into ``sbatch --gpus=1`` (``--gpus=<model>:1``
-    with the ``gpu_model`` resource); locally it is only a scheduling token.
+    with the ``gpu_model`` resource); locally it is a scheduling token, one per GPU of the
+    run, and each job claims its own GPU (:mod:`greenpath.devices`).
     """
     return {"gpu": 1} if requires_gpu(device) else {}
 
@@ -379,6 +380,11 @@ def set_env_defaults(environ: dict[str, str] | None = None) -> None:
 def _executor_name(workflow: Any) -> str | None:
     plugin = getattr(workflow, "executor_plugin", None)
     return getattr(plugin, "name", None) if plugin is not None else None
+
+
+def is_local_executor(workflow: Any) -> bool:
+    """True when the run's jobs execute on this machine (Snakemake's ``local`` executor)."""
+    return _executor_name(workflow) == "local"
 
 
 def preflight(workflow: Any, device: str = "cpu", log: Any = None) -> StatusDecision | None:

@@ -85,11 +85,17 @@ def training_resources():
     return training_gpu_resources(config["training"]["device"])
 
 
-# One training job at a time on the GPU (docs/energy.md, "One job per GPU"): every job
-# trains on the same training.device, and NVML measures the whole GPU, so concurrent jobs
-# would each record the others' energy. Unless --resources gpu=N is given, a local run
-# has one gpu token. "local" scope: the SLURM executor does not tally it across
-# submissions (each job gets its own GPU through sbatch --gpus=1).
+# One training job per GPU (docs/energy.md, "One job per GPU"): NVML measures the whole GPU,
+# so two jobs on one GPU would each record both. With training.device: cuda a local run has
+# one `gpu` token per GPU it may use (`greenpath gpus`: all, those in CUDA_VISIBLE_DEVICES,
+# or training.gpus), and each job claims a free one before CUDA starts (greenpath.devices);
+# cuda:N has one token. --resources gpu=N overrides. "local" scope: the SLURM executor does
+# not tally it across submissions (each job gets its own GPU through sbatch --gpus=1), and
+# there the jobs claim nothing.
+from greenpath.devices import GpuError, export_run_gpus, gpu_tokens
+from greenpath.slurm import is_local_executor
+
+
 resource_scopes:
     gpu="local",
 
@@ -98,7 +104,23 @@ if (
     requires_gpu(config["training"]["device"])
     and "gpu" not in workflow.global_resources
 ):
-    workflow.register_resource("gpu", 1)
+    workflow.register_resource("gpu", gpu_tokens(config["training"]))
+
+
+def export_local_gpus():
+    """Local runs on CUDA: tell the jobs the run's GPUs (each job claims one of them)."""
+    device = config["training"]["device"]
+    if not requires_gpu(device) or not is_local_executor(workflow):
+        return
+    try:
+        gpus = export_run_gpus(config["training"])
+    except GpuError as exc:
+        raise WorkflowError(f"training GPUs: {exc}") from None
+    listed = ", ".join(f"cuda:{g.index}={g.uuid}" for g in gpus)
+    msg = f"{len(gpus)} GPU(s) for training jobs, one job each: {listed}"
+    if not gpus:
+        msg = f"no GPU listed by NVML; jobs train on {device} as written"
+    print(f"greenpath: {msg}", file=sys.stderr)
 
 
 onstart:
@@ -106,6 +128,7 @@ onstart:
         preflight(workflow, device=config["training"]["device"])
     except SlurmPreflightError as exc:
         raise WorkflowError(f"SLURM pre-flight check failed: {exc}") from None
+    export_local_gpus()
 
 
 # ---- moved from model.smk (functions and globals live in common.smk)

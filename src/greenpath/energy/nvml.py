@@ -33,6 +33,8 @@ NVML by UUID:
 
 * if ``torch`` is already imported and CUDA is initialised, the UUID of logical device N is
   ``torch.cuda.get_device_properties(N).uuid`` (exact; torch is never imported here);
+* otherwise, when the process claimed a GPU for logical device N (``greenpath.devices``, a
+  training job before CUDA starts), the claimed GPU's UUID;
 * otherwise ``CUDA_VISIBLE_DEVICES`` is parsed like CUDA does: comma-separated indices,
   ``GPU-`` UUIDs (unique prefixes allowed) or ``MIG-`` ids; parsing stops at the first invalid
   entry; unset = all devices. Indices follow ``CUDA_DEVICE_ORDER``: ``PCI_BUS_ID`` = ascending
@@ -283,6 +285,17 @@ def _torch_current_device() -> int:
         return 0
 
 
+def _assigned_uuid(env: Mapping[str, str], n: int) -> str | None:
+    """UUID of the GPU this process claimed for logical device ``n`` (``greenpath.devices``),
+    or ``None`` when it claimed none or claimed it for another index."""
+    from greenpath.devices import ASSIGNED_INDEX_ENV, ASSIGNED_UUID_ENV
+
+    uuid = env.get(ASSIGNED_UUID_ENV, "").strip()
+    if uuid and env.get(ASSIGNED_INDEX_ENV, "").strip() == str(n):
+        return uuid
+    return None
+
+
 def parse_cuda_device(device: str) -> int | None:
     """Logical CUDA index of ``"cuda:N"``; ``None`` for ``"cuda"`` (the current device:
     ``torch.cuda.current_device()`` when torch has initialised CUDA, else 0).
@@ -478,6 +491,7 @@ class NvmlGpuMeter(Meter):
         n = self.logical_index
         if n is None:
             n = _torch_current_device() if tu is not None else 0
+        assigned = _assigned_uuid(env, n)
         if tu is not None:
             self._how = "torch.cuda.get_device_properties(i).uuid"
             if n >= len(tu):
@@ -486,6 +500,11 @@ class NvmlGpuMeter(Meter):
                 entry = _find_uuid(gpus, tu[n], "torch") or (
                     f"torch reports UUID {tu[n]} for cuda:{n}, which NVML does not list"
                 )
+        elif assigned is not None:
+            self._how = f"GPU claimed for cuda:{n}: {assigned}"
+            entry = _find_uuid(gpus, assigned, "claimed GPU") or (
+                f"the GPU claimed for cuda:{n}, {assigned}, is not listed by NVML"
+            )
         else:
             entries, self._how = visible_devices(gpus, env)
             if not entries and env.get("CUDA_VISIBLE_DEVICES", None) is not None:
