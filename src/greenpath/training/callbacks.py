@@ -96,8 +96,8 @@ class Intervention(Callback):
         return True
 
     def on_train_begin(self, loop: Loop) -> None:
-        if self.fired_at is not None:
-            self.apply(loop, self.fired_at)
+        if self.fired_at is not None:  # resumed: the job had applied it
+            self.fire(loop, self.fired_at)
         elif self.at == loop.epoch and not loop.resumed:
             self.fire(loop, loop.epoch)
 
