@@ -83,6 +83,8 @@ def parse_snakemake_log(path: Path) -> dict[str, Any]:
                     "rule": j["rule"],
                     "output": j.get("output", ""),
                     "wall_s": (j["end"] - j["start"]).total_seconds(),
+                    "start": j["start"],
+                    "end": j["end"],
                 }
             )
     return {"log": str(path), "complete": complete, "elapsed_s": elapsed, "jobs": rows}
