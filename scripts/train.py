@@ -28,7 +28,8 @@ import signal
 import sys
 from typing import Any
 
-from greenpath.training.job import main, on_sigterm, parse_settings, run, setup_logging
+from greenpath.training.job import on_sigterm, parse_settings, run, setup_logging
+from greenpath.training.job import run_here as main
 
 
 def _from_snakemake(smk: Any) -> None:

@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
-from training_helpers import REPO, make_config
+from training_helpers import REPO, make_config, stable_columns
 
 from greenpath.records import read_records
-from greenpath.training.job import main, parse_settings
+from greenpath.training.job import parse_settings
+from greenpath.training.job import run_here as main
 
 SECTIONS = ("study", "data", "datasets", "model", "training", "methods", "energy")
 
@@ -57,16 +59,40 @@ def test_trunk_from_epoch_0_then_branch_in_process(tmp_path, digits_npz, setting
               "--out-records", str(tmp_path / "f.parquet")])  # fmt: skip
 
 
-def test_module_entry_point_runs_a_job(tmp_path, digits_npz, settings):
-    """The workflow's command line, in a fresh process."""
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+@pytest.mark.parametrize("forkserver", ["1", "0"])
+def test_module_entry_point_runs_a_job(tmp_path, digits_npz, settings, forkserver):
+    """The workflow's command line in a fresh process, through the warm fork server or in
+    the process itself: the same records as the job run in this test's process."""
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1",
+               GREENPATH_FORKSERVER=forkserver)  # fmt: skip
+    env.pop("SLURM_JOB_ID", None)
+    args = ["branch", "--settings", json.dumps(settings), "--dataset", "digits", "--seed", "0",
+            "--dataset-path", str(digits_npz), "--method", "freeze", "--intervention-epoch",
+            "0", "--in-checkpoint="]  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-m", "greenpath.training.job", "branch", "--settings",
-         json.dumps(settings), "--dataset", "digits", "--seed", "0", "--dataset-path",
-         str(digits_npz), "--method", "freeze", "--intervention-epoch", "0",
-         "--in-checkpoint=", "--out-records", str(tmp_path / "f.parquet")],
-        capture_output=True, text=True, env=env, timeout=300,
+        [sys.executable, "-m", "greenpath.training.job", *args,
+         "--out-records", str(tmp_path / "f.parquet"), "--log", str(tmp_path / "f.log")],
+        capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = read_records(tmp_path / "f.parquet")
     assert rec["epoch"].tolist() == [1, 2, 3] and set(rec["method"]) == {"freeze"}
+    assert "epoch 3/3" in (tmp_path / "f.log").read_text()
+    assert main([*args, "--out-records", str(tmp_path / "here.parquet")]) == 0
+    here = read_records(tmp_path / "here.parquet")
+    cols = stable_columns(here)
+    pd.testing.assert_frame_equal(rec[cols], here[cols])
+
+
+def test_module_entry_point_exit_status(tmp_path, digits_npz, settings):
+    """A failing job's status and message reach the caller through the fork server."""
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    env.pop("SLURM_JOB_ID", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "greenpath.training.job", "branch", "--settings",
+         json.dumps(settings), "--dataset", "digits", "--seed", "0", "--dataset-path",
+         str(digits_npz), "--method", "freeze", "--intervention-epoch", "1",
+         "--out-records", str(tmp_path / "f.parquet")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "missing value 'in_checkpoint'" in proc.stderr

@@ -119,6 +119,13 @@ def test_only_continuing_jobs_warm_up_before_their_first_window(tmp_path, config
             forwards[0] += 1
 
     hook = torch.nn.modules.module.register_module_forward_pre_hook(count)
+    try:
+        _first_windows(tmp_path, config, digits_npz, forwards)
+    finally:
+        hook.remove()
+
+
+def _first_windows(tmp_path, config, digits_npz, forwards):
     init_checkpoint(config, dataset_path=digits_npz, seed=0, out_checkpoint=tmp_path / "c0.pt")
 
     def first_window(run, **job):
@@ -143,4 +150,3 @@ def test_only_continuing_jobs_warm_up_before_their_first_window(tmp_path, config
         out_records=tmp_path / "f2.parquet",
     )  # fmt: skip
     assert n == 4 and float(meta) > 0
-    hook.remove()

@@ -192,7 +192,24 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status.
+    """Command-line entry point: the job runs in a child of the warm fork server
+    (:mod:`greenpath.training.forkserver`) where enabled, else in this process; returns
+    its exit status."""
+    from greenpath.training import forkserver
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if forkserver.enabled():
+        try:
+            return forkserver.run_via_server(argv)
+        except forkserver.ServerUnavailable as exc:
+            logging.getLogger("greenpath.training").warning(
+                "training fork server unavailable (%s); running the job in this process", exc
+            )
+    return run_here(argv)
+
+
+def run_here(argv: list[str] | None = None) -> int:
+    """Run the job of command line ``argv`` in this process; returns the exit status.
 
     Raises:
         SystemExit: bad arguments, settings that are not a JSON object, or a missing value.
