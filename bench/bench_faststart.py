@@ -1,7 +1,8 @@
 """Fast start of a training job: its fixed cost next to a bare ``import torch``.
 
 * :func:`fixed_cost` -- real training jobs started the way the workflow starts them
-  (``python -m greenpath.training.job``, settings as JSON), alternated with bare
+  (``python -m greenpath.training.job``, settings as JSON; through the warm fork server,
+  or each in its own process as under SLURM), alternated with bare
   ``python -c "import torch"`` runs in the same loop. A job's fixed cost is its wall time
   minus the sum of its epochs' ``duration_s``; the target compares the medians.
 * :func:`breakdown` -- the parts of that fixed cost timed in one process: interpreter and
@@ -32,15 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 JOB_SECTIONS = ("study", "data", "datasets", "model", "training", "methods", "energy")
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def _env(forkserver: bool = True) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", GREENPATH_FORKSERVER="1" if forkserver else "0")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
     return env
 
 
-def _timed(cmd: list[str]) -> float:
+def _timed(cmd: list[str], forkserver: bool = True) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(forkserver), timeout=600)
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -56,11 +57,17 @@ def _job(role: str, settings: str, npz: Path, out: Path, **kw: Any) -> list[str]
 
 
 def fixed_cost(
-    config: Mapping[str, Any], npz: Path, rounds: int = 5, epochs: int = 2
+    config: Mapping[str, Any],
+    npz: Path,
+    rounds: int = 5,
+    epochs: int = 2,
+    forkserver: bool = True,
 ) -> dict[str, Any]:
     """Medians over ``rounds`` of: bare ``import torch``, and two kinds of training job --
     a trunk segment from epoch 0 (epoch-0 state built in-process) and a freeze branch from
-    the trunk's checkpoint (warm-up included); ``epochs`` epochs each."""
+    the trunk's checkpoint (warm-up included); ``epochs`` epochs each. ``forkserver``:
+    jobs go through the warm fork server (the workflow's default; the first job starts it)
+    or each runs in its own process (as under SLURM)."""
     cfg = {k: config[k] for k in JOB_SECTIONS if k in config}
     cfg = {**cfg, "training": {**cfg["training"], "epochs": 2 * epochs}}
     settings = json.dumps(cfg)
@@ -77,7 +84,7 @@ def fixed_cost(
                                out_records=out / "f.parquet"),
             }  # fmt: skip
             for name, cmd in jobs.items():
-                wall = _timed(cmd)
+                wall = _timed(cmd, forkserver)
                 rec = pd.read_parquet(out / ("t.parquet" if name == "trunk" else "f.parquet"))
                 ep = float(rec["duration_s"].sum())
                 walls.append(wall)
@@ -86,6 +93,7 @@ def fixed_cost(
     med_bare, med_fixed = statistics.median(bare), statistics.median(fixed)
     return {
         "rounds": rounds,
+        "forkserver": forkserver,
         "epochs_per_job": epochs,
         "dataset": npz.stem,
         "import_torch_s": bare,

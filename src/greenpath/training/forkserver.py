@@ -7,7 +7,8 @@ starts one server process that imports all that once and listens on a Unix socke
 job's lean client (``python -m greenpath.training.job``, stdlib only) connects, hands over
 its command line, working folder, environment and stdout/stderr, and the server forks a
 child that runs the job exactly as the client would have in-process. The client relays
-SIGTERM/SIGINT to the child and exits with its exit status. Nothing else changes: the
+SIGTERM/SIGINT to the child and exits with its exit status; a child whose client goes
+away (killed) gets SIGTERM. Nothing else changes: the
 child sets every RNG state from the job's checkpoint or seed, reads the client's
 environment (``CUDA_VISIBLE_DEVICES`` included: the server never initialises CUDA) and
 opens its own log and meter.
@@ -33,6 +34,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -178,6 +180,14 @@ def run_via_server(argv: list[str]) -> int:
 # ----------------------------------------------------------------------------- server
 
 
+def _end_with_client(conn: socket.socket) -> None:
+    """SIGTERM the job when its client goes away (the client sends nothing after the
+    request, so ``recv`` returns only when the connection closes)."""
+    with contextlib.suppress(OSError):
+        conn.recv(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     """In the forked child: become the job's process, run it, report its status, exit."""
     os.dup2(fds[0], 1)
@@ -193,6 +203,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     signal.signal(signal.SIGTERM, job.on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _send(conn, {"pid": os.getpid()})
+    threading.Thread(target=_end_with_client, args=(conn,), daemon=True).start()
     status = 1
     try:
         status = job.run_here(request["argv"])
