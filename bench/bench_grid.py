@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import bench_faststart
 import pandas as pd
 import psutil
 import yaml
@@ -327,6 +328,7 @@ def scaling_run(
         }
         if parsed:
             res["overhead"] = job_overhead(parsed, rec, tmp)
+            res["training_stage"] = bench_faststart.training_stage(parsed, rec, cores)
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
             if log:

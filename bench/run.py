@@ -409,8 +409,8 @@ def _faststart_rows(fs: dict[str, Any] | None, row: Callable[..., None]) -> None
     if b:
         row(
             "fast start",
-            "parts: import torch / + engine / data load / model build / warm-up "
-            "(script: wrapper's `import snakemake.script` alone)",
+            "parts, own process: import torch / + engine / data load / model + optimizer "
+            "(imports torch._dynamo) / warm-up (script: wrapper's `import snakemake.script`)",
             f"{b['import_torch_s']:.2f} / {b['import_engine_s']:.2f} / {b['load_data_s']:.2f}"
             f" / {b['build_model_s']:.2f} / {b['warm_up_s']:.2f} s "
             f"({b['import_snakemake_script_s']:.2f} s)",
