@@ -1,4 +1,4 @@
-"""Workflow benchmarks (issue 8): grid efficiency, per-job overhead, scaling.
+"""Workflow benchmarks: grid efficiency, per-job overhead, scaling.
 
 * :func:`parse_snakemake_log` -- job start/end times (1 s resolution) and the total
   elapsed time from a Snakemake log (``.snakemake/log/*.snakemake.log``).

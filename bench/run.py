@@ -1,4 +1,4 @@
-"""greenpath's own costs, side by side with the bare minimum (issue 8). Run by ``make bench``.
+"""greenpath's own costs, side by side with the bare minimum. Run by ``make bench``.
 
 Writes ``results/bench/<section>.json`` and ``results/bench/summary.md`` (the table copied
 into ``BENCHMARKS.md``). Sections (``--only`` picks some):

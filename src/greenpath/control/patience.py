@@ -1,4 +1,4 @@
-"""Patience early stopping as an epoch-end callback (failure case T5).
+"""Patience early stopping as an epoch-end callback.
 
 :class:`PatienceStopping` wraps :class:`greenpath.training.early_stopping.EarlyStopping`
 (the one rule, :class:`greenpath.early_stopping.PatienceRule`, plus the best weights:

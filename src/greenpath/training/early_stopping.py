@@ -1,4 +1,4 @@
-"""Patience early stopping as a fit-loop callback whose state survives resume (failure case T5).
+"""Patience early stopping as a fit-loop callback whose state survives resume.
 
 The rule itself is :class:`greenpath.early_stopping.PatienceRule` (Keras
 ``EarlyStopping(patience, restore_best_weights=True)``); this callback adds the best

@@ -1,4 +1,4 @@
-"""Layer freezing that really freezes (failure case T1).
+"""Layer freezing that really freezes.
 
 A frozen module gets ``requires_grad = False`` on its parameters, its parameters leave
 the optimizer (see :func:`rebuild_optimizer`), and every BatchNorm inside it is *pinned* in
