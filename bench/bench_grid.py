@@ -1,4 +1,4 @@
-"""Workflow benchmarks (issue 8): grid efficiency, per-job overhead, scaling.
+"""Workflow benchmarks: grid efficiency, per-job overhead, scaling.
 
 * :func:`parse_snakemake_log` -- job start/end times (1 s resolution) and the total
   elapsed time from a Snakemake log (``.snakemake/log/*.snakemake.log``).
@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import bench_faststart
 import pandas as pd
 import psutil
 import yaml
@@ -83,6 +84,8 @@ def parse_snakemake_log(path: Path) -> dict[str, Any]:
                     "rule": j["rule"],
                     "output": j.get("output", ""),
                     "wall_s": (j["end"] - j["start"]).total_seconds(),
+                    "start": j["start"],
+                    "end": j["end"],
                 }
             )
     return {"log": str(path), "complete": complete, "elapsed_s": elapsed, "jobs": rows}
@@ -325,6 +328,7 @@ def scaling_run(
         }
         if parsed:
             res["overhead"] = job_overhead(parsed, rec, tmp)
+            res["training_stage"] = bench_faststart.training_stage(parsed, rec, cores)
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
             if log:

@@ -1,4 +1,4 @@
-"""Training-loop benchmarks (issue 8): greenpath's engine vs a bare PyTorch loop, data path.
+"""Training-loop benchmarks: greenpath's engine vs a bare PyTorch loop, data path.
 
 * :func:`throughput` -- images/s of ``greenpath.training.run_trunk_segment`` (meter on, state
   saved after every epoch, records written) against a bare loop over the same cached

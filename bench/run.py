@@ -1,4 +1,4 @@
-"""greenpath's own costs, side by side with the bare minimum (issue 8). Run by ``make bench``.
+"""greenpath's own costs, side by side with the bare minimum. Run by ``make bench``.
 
 Writes ``results/bench/<section>.json`` and ``results/bench/summary.md`` (the table copied
 into ``BENCHMARKS.md``). Sections (``--only`` picks some):
@@ -12,6 +12,10 @@ grid        epochs trained / epochs needed, default-config wall time and per-job
 modeling    fit / leave-one-dataset-out / run_paths times on EAT-IT (skipped if absent)
 scaling     the workflow on three small grids in temporary folders: wall, peak RSS,
             records bytes per 1000 epochs
+faststart   a training job's fixed cost (job wall minus its epochs) vs bare ``import
+            torch``, interleaved; its parts; the training stage of the newest complete
+            Snakemake log vs its epochs / cores; ``make run`` in a fresh clone
+            (``--fresh-clone`` only)
 ==========  ==============================================================================
 
 Usage: ``python bench/run.py [--out results/bench] [--only training,meter] [--full]``
@@ -36,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-SECTIONS = ("training", "datapath", "meter", "grid", "modeling", "scaling")
+SECTIONS = ("training", "datapath", "meter", "grid", "modeling", "scaling", "faststart")
 DEFAULT_DATASETS = ("fashion_mnist", "digits", "lfw_faces", "font_digits")
 
 
@@ -177,6 +181,36 @@ def sec_scaling(
         runs.append(r)
         logging.info("bench: scaling %s done in %.0f s", tag, time.perf_counter() - t0)
     return {"runs": runs}
+
+
+def sec_faststart(
+    cfg: dict[str, Any], data: dict[str, Path], full: bool, fresh_clone: bool
+) -> dict[str, Any]:
+    import bench_faststart
+    import bench_grid
+    import pandas as pd
+
+    name = "fashion_mnist" if "fashion_mnist" in data else next(iter(data), None)
+    res: dict[str, Any] = {}
+    if name is None:
+        return {"skipped": "no prepared dataset"}
+    res["jobs"] = bench_faststart.fixed_cost(cfg, data[name], rounds=9 if full else 5)
+    res["jobs_own_process"] = bench_faststart.fixed_cost(
+        cfg, data[name], rounds=5 if full else 3, forkserver=False
+    )
+    res["breakdown"] = bench_faststart.breakdown(cfg, data[name])
+    log = bench_grid.latest_complete_log(REPO)
+    rec_path = REPO / "results" / "records.parquet"
+    if log is not None and rec_path.is_file():
+        parsed = bench_grid.parse_snakemake_log(log)
+        cores = bench_grid.job_overhead(parsed, pd.read_parquet(rec_path), REPO)["cores"]
+        stage = bench_faststart.training_stage(parsed, pd.read_parquet(rec_path), cores or 2)
+        res["training_stage"] = {"snakemake_log": str(log.relative_to(REPO)), **stage}
+    else:
+        res["training_stage"] = {"skipped": "no complete Snakemake log; run `make run` first"}
+    if fresh_clone:
+        res["fresh_clone"] = bench_faststart.fresh_clone_run(REPO)
+    return res
 
 
 def _fmt(x: Any, nd: int = 2) -> str:
@@ -355,7 +389,57 @@ def summary_md(res: dict[str, Any]) -> str:
                 f"{r['grid']} (datasets x seeds x interventions, {r['epochs']} epochs): {r['jobs']} jobs, {r['rows']} epochs",
                 f"{r['wall_s']:.0f} s, peak RSS {r['peak_rss_total_mib']:.0f} MiB (largest process {r['peak_rss_single_mib']:.0f}), efficiency {r['grid_efficiency']:.2f}",
             )
+    _faststart_rows(res.get("faststart"), row)
     return "\n".join(lines) + "\n"
+
+
+def _faststart_rows(fs: dict[str, Any] | None, row: Callable[..., None]) -> None:
+    if not fs or "jobs" not in fs:
+        return
+    j = fs["jobs"]
+    row(
+        "fast start",
+        f"training job fixed cost via the fork server (wall - epochs, median of "
+        f"{2 * j['rounds']} jobs, "
+        f"{j['dataset']}) vs bare `import torch` (median of {j['rounds']})",
+        f"{j['job_fixed_s_median']:.2f} s vs {j['import_torch_s_median']:.2f} s "
+        f"(+{j['fixed_minus_import_s']:.2f} s)",
+        "<= import + 0.5 s",
+        j["target_met"],
+    )
+    o = fs.get("jobs_own_process")
+    if o:
+        row(
+            "fast start",
+            f"same, each job in its own process (no fork server, as under SLURM; "
+            f"median of {2 * o['rounds']} jobs)",
+            f"{o['job_fixed_s_median']:.2f} s vs {o['import_torch_s_median']:.2f} s "
+            f"(+{o['fixed_minus_import_s']:.2f} s)",
+        )
+    b = fs.get("breakdown") or {}
+    if b:
+        row(
+            "fast start",
+            "parts, own process: import torch / + engine / data load / model + optimizer "
+            "(imports torch._dynamo) / warm-up (script: wrapper's `import snakemake.script`)",
+            f"{b['import_torch_s']:.2f} / {b['import_engine_s']:.2f} / {b['load_data_s']:.2f}"
+            f" / {b['build_model_s']:.2f} / {b['warm_up_s']:.2f} s "
+            f"({b['import_snakemake_script_s']:.2f} s)",
+        )
+    st = fs.get("training_stage") or {}
+    if "ratio" in st:
+        row(
+            "fast start",
+            f"training stage / (epochs / cores) ({st['train_jobs']} jobs, --cores {st['cores']})",
+            f"{st['ratio']:.2f} ({st['stage_s']:.0f} s vs {st['epochs_s_sum']:.0f} s / "
+            f"{st['cores']})",
+            "<= 4",
+            st["target_met"],
+        )
+    fc = fs.get("fresh_clone")
+    if fc:
+        row("fast start", "`make run` in a fresh clone", f"{fc['wall_s']:.0f} s", "<= 300 s",
+            fc["target_met"])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(REPO / "results" / "bench"), help="output folder")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated of {SECTIONS}")
     ap.add_argument("--full", action="store_true", help="every LODO fold, more rounds (slow)")
+    ap.add_argument(
+        "--fresh-clone", action="store_true", help="faststart: also time `make run` in a clone"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("greenpath", "greenpath.training", "greenpath.energy"):
@@ -391,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             "grid": lambda: sec_grid(cfg, data, args.full),
             "modeling": lambda: sec_modeling(cfg, data, args.full),
             "scaling": lambda: sec_scaling(cfg, data, args.full, out),
+            "faststart": lambda: sec_faststart(cfg, data, args.full, args.fresh_clone),
         }
         for name in SECTIONS:
             if name not in only:

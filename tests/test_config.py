@@ -53,7 +53,7 @@ BAD = [
     ("training.epoch", 10, "unknown key(s) ['epoch'] under training"),
     ("trainig", {"epochs": 3}, "unknown key(s) ['trainig'] under (top level)"),
     ("training.device", "gpu", "training.device = 'gpu' must match"),
-    ("training.optimizer", "adamw", "'adamw' is not allowed"),
+    ("training.optimizer", "adagrad", "'adagrad' is not allowed"),
     (
         "methods.quant.dtype",
         "int8",

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 #: The JSON schema file, relative to the repository root.
@@ -39,7 +38,7 @@ def _key(path: Any) -> str:
     return ".".join(parts) if parts else "(top level)"
 
 
-def _describe(err: jsonschema.ValidationError) -> str:
+def _describe(err: Any) -> str:
     key = _key(err.absolute_path)
     v = err.validator
     if v == "additionalProperties":
@@ -99,6 +98,8 @@ def check_config(config: Mapping[str, Any], *, check_datasets: bool = True) -> d
         raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
     cfg = copy.deepcopy(dict(config))
     schema = load_schema()
+    import jsonschema  # here, not at import: training jobs only need config_hash
+
     validator = jsonschema.Draft202012Validator(schema)
     problems = [
         _describe(e)

@@ -10,7 +10,6 @@ from training_helpers import FakeMeter, digits_dataset, make_config
 from greenpath.control import Controller, PatienceStopping, read_decisions, train_controlled
 from greenpath.data.prepared import save_prepared
 from greenpath.records import read_metadata, read_records
-from greenpath.training import engine as engine_mod
 from greenpath.training import init_checkpoint, run_branch, run_trunk_segment
 from greenpath.training.checkpoint import load_checkpoint
 
@@ -37,7 +36,20 @@ class Killed(Exception):
     pass
 
 
-def test_engine_applies_freeze_then_stop_and_resumes(tmp_path, npz, monkeypatch):
+class KillingMeter(FakeMeter):
+    """Raises Killed when the window of epoch ``n + 1`` opens (epoch n's state is saved)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def begin(self):
+        if self.windows == self.n:
+            raise Killed
+        return super().begin()
+
+
+def test_engine_applies_freeze_then_stop_and_resumes(tmp_path, npz):
     cfg = make_config(epochs=4)
     res = train_controlled(cfg, dataset="digits", dataset_path=npz, seed=0,
                            out_dir=tmp_path / "run", controller=_controller(), meter=FakeMeter())  # fmt: skip
@@ -72,18 +84,9 @@ def test_engine_applies_freeze_then_stop_and_resumes(tmp_path, npz, monkeypatch)
     assert rec["val_accuracy"].tolist()[1:] == br["val_accuracy"].tolist()[:2]
 
     # killed after epoch 2 and rerun: same rows, decisions and final weights
-    calls = {"n": 0}
-
-    def die(epoch):
-        calls["n"] += 1
-        if epoch == 2:
-            raise Killed
-
-    monkeypatch.setattr(engine_mod, "_after_state_saved", die)
     with pytest.raises(Killed):
         train_controlled(cfg, dataset="digits", dataset_path=npz, seed=0,
-                         out_dir=tmp_path / "killed", controller=_controller(), meter=FakeMeter())  # fmt: skip
-    monkeypatch.setattr(engine_mod, "_after_state_saved", lambda epoch: None)
+                         out_dir=tmp_path / "killed", controller=_controller(), meter=KillingMeter(2))  # fmt: skip
     fresh = _controller()
     again = train_controlled(cfg, dataset="digits", dataset_path=npz, seed=0,
                              out_dir=tmp_path / "killed", controller=fresh, meter=FakeMeter())  # fmt: skip
@@ -97,10 +100,10 @@ def test_engine_applies_freeze_then_stop_and_resumes(tmp_path, npz, monkeypatch)
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
 
 
-def _t5(tmp_path, npz, name, epochs, patience=2, **kw):
+def _t5(tmp_path, npz, name, epochs, patience=2, meter=None, **kw):
     return train_controlled(make_config(epochs=epochs), dataset="digits", dataset_path=npz,
                             seed=0, out_dir=tmp_path / name, patience=patience,
-                            meter=FakeMeter(), evaluate_fn=mocked_eval, **kw)  # fmt: skip
+                            meter=meter or FakeMeter(), evaluate_fn=mocked_eval, **kw)  # fmt: skip
 
 
 def _weights(path):
@@ -116,19 +119,12 @@ def test_t5_variant_a_epoch_limit_restores_best(tmp_path, npz):
     assert all(torch.equal(got[k], w2[k]) for k in w2)
 
 
-def test_t5_variant_b_killed_after_3_resumes_and_stops_after_4(tmp_path, npz, monkeypatch):
+def test_t5_variant_b_killed_after_3_resumes_and_stops_after_4(tmp_path, npz):
     w2 = _weights(_t5(tmp_path, npz, "ref2", epochs=2, patience=100).checkpoint_path)
     straight = _t5(tmp_path, npz, "straight", epochs=10)
     assert straight.records["epoch"].tolist() == [1, 2, 3, 4]
-
-    def die(epoch):
-        if epoch == 3:
-            raise Killed
-
-    monkeypatch.setattr(engine_mod, "_after_state_saved", die)
     with pytest.raises(Killed):
-        _t5(tmp_path, npz, "b", epochs=10)
-    monkeypatch.setattr(engine_mod, "_after_state_saved", lambda epoch: None)
+        _t5(tmp_path, npz, "b", epochs=10, meter=KillingMeter(3))
     b = _t5(tmp_path, npz, "b", epochs=10)
     assert b.records["epoch"].tolist() == [1, 2, 3, 4]  # nothing past the stop epoch
     assert (b.val_accuracy, b.best_epoch) == (0.62, 2)

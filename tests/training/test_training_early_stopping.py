@@ -9,8 +9,7 @@ import torch
 from training_helpers import make_config
 
 from greenpath.records import read_metadata, read_records
-from greenpath.training import EarlyStopping, init_checkpoint
-from greenpath.training import engine as engine_mod
+from greenpath.training import Callback, EarlyStopping, init_checkpoint
 from greenpath.training.checkpoint import load_checkpoint
 from greenpath.training.engine import default_state_path, train_epochs
 
@@ -37,12 +36,13 @@ def test_unit_semantics_and_state_roundtrip():
         EarlyStopping(2, mode="up")
 
 
-def _run(cfg, npz, tmp, end_ckpt, records, es, start=0, end=None):
+def _run(cfg, npz, tmp, end_ckpt, records, es, start=0, end=None, callbacks=None):
     return train_epochs(
         cfg, dataset="digits", dataset_path=npz, seed=0, method="base", intervention_epoch=0,
         start=start, end=end or cfg["training"]["epochs"], in_checkpoint=tmp / "c0.pt",
         out_checkpoint=tmp / end_ckpt, out_records=tmp / records, meter=None if es is None else _meter(),
         early_stopping=es, evaluate_fn=lambda model, epoch: (1.0 - SEQ[epoch - 1], SEQ[epoch - 1]),
+        callbacks=callbacks,
     )  # fmt: skip
 
 
@@ -54,6 +54,17 @@ def _meter():
 
 class Killed(Exception):
     pass
+
+
+class KillAfter(Callback):
+    """Raises Killed once epoch ``n``'s state is on disk (before epoch n + 1 starts)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def on_epoch_start(self, loop, epoch):
+        if epoch == self.n + 1:
+            raise Killed
 
 
 @pytest.fixture
@@ -83,20 +94,13 @@ def test_t5_variant_a_epoch_limit_restores_best(tree, digits_npz):
     _assert_weights(tmp / "a.pt", w2)  # best weights restored although patience never ran out
 
 
-def test_t5_variant_b_kill_after_epoch_3_and_resume(tree, digits_npz, monkeypatch):
+def test_t5_variant_b_kill_after_epoch_3_and_resume(tree, digits_npz):
     cfg, tmp, w2 = tree
     uninterrupted = _run(cfg, digits_npz, tmp, "u.pt", "u.parquet", EarlyStopping(2))
-
-    def kill_at_3(epoch):
-        if epoch == 3:
-            raise Killed
-
-    monkeypatch.setattr(engine_mod, "_after_state_saved", kill_at_3)
     with pytest.raises(Killed):
-        _run(cfg, digits_npz, tmp, "b.pt", "b.parquet", EarlyStopping(2))
+        _run(cfg, digits_npz, tmp, "b.pt", "b.parquet", EarlyStopping(2), callbacks=[KillAfter(3)])
     state = load_checkpoint(default_state_path(tmp / "b.parquet"), kind="state")
     assert state["epoch"] == 3 and state["early_stopping"]["wait"] == 1
-    monkeypatch.setattr(engine_mod, "_after_state_saved", lambda epoch: None)
     # a fresh EarlyStopping (patience reset would be the bug); the state file restores it
     resumed = _run(cfg, digits_npz, tmp, "b.pt", "b.parquet", EarlyStopping(2))
     rec = read_records(tmp / "b.parquet")

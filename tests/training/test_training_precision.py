@@ -10,12 +10,12 @@ from training_helpers import make_config
 
 from greenpath.models import build_model
 from greenpath.records import read_records
-from greenpath.training import engine as engine_mod
 from greenpath.training import init_checkpoint, run_branch, run_trunk_segment
 from greenpath.training import precision as prec_mod
 from greenpath.training.checkpoint import load_checkpoint
 from greenpath.training.data import TensorData, epoch_order
 from greenpath.training.engine import train_epochs, train_one_epoch
+from greenpath.training.loop import loss_function
 from greenpath.training.precision import Precision, resolve_precision
 
 
@@ -106,15 +106,13 @@ def test_t3_skipped_branch_writes_one_skipped_row(tmp_path, digits_npz, meter, m
     assert meter.windows == 2  # only the trunk's epochs were measured
 
 
-def test_t4_grad_scaler_skipped_steps_counted(monkeypatch):
+def test_t4_grad_scaler_skipped_steps_counted():
     """Loss x1e6 under a huge scale: scaled grads overflow, the scaler skips and halves."""
-    base_loss = engine_mod._loss_fn
+    base_loss = loss_function(False)
 
-    def times_1e6(multilabel):
-        f = base_loss(multilabel)
-        return lambda logits, y: f(logits, y) * 1e6
+    def times_1e6(logits, y):
+        return base_loss(logits, y) * 1e6
 
-    monkeypatch.setattr(engine_mod, "_loss_fn", times_1e6)
     torch.manual_seed(0)
     m = build_model("small_cnn", num_classes=3, in_channels=1, image_size=8, width=4)
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
@@ -125,7 +123,7 @@ def test_t4_grad_scaler_skipped_steps_counted(monkeypatch):
     before = [p.detach().clone() for p in m.parameters()]
     stats = train_one_epoch(
         m, opt, data, epoch_order(0, 1, 64), batch_size=8,
-        precision=Precision("fp32", "fp32", "cpu"), scaler=scaler,
+        precision=Precision("fp32", "fp32", "cpu"), scaler=scaler, loss_fn=times_1e6,
     )  # fmt: skip
     # 1e6 * ~1.1 * 2**120 > fp32 max: every one of the 8 steps overflows and is skipped
     assert stats["amp_skipped_steps"] == 8 and stats["optimizer_steps"] == 0

@@ -24,19 +24,19 @@ DRIVER = r"""
 import io, json, os, signal, sys
 import torch
 torch.set_num_threads(1)
-from greenpath.training import engine, checkpoint as ck
+from greenpath.training import engine, checkpoint as ck, Callback
 
 args = json.loads(sys.argv[1])
 fault = os.environ.get("GP_FAULT", "")
 count = {"saves": 0, "trained": 0}
-if fault.startswith(("kill:", "term:")):
-    n = int(fault.split(":")[1])
-    sig = signal.SIGKILL if fault.startswith("kill:") else signal.SIGTERM
-    def hook(epoch):
-        if epoch == n:
-            os.kill(os.getpid(), sig)
-    engine._after_state_saved = hook
-elif fault.startswith("write:"):
+
+class Fault(Callback):  # counts trained epochs; kill:n / term:n dies once epoch n is saved
+    def on_epoch_start(self, loop, epoch):
+        if fault.startswith(("kill:", "term:")) and epoch - 1 == int(fault.split(":")[1]):
+            os.kill(os.getpid(), signal.SIGKILL if fault.startswith("kill:") else signal.SIGTERM)
+        count["trained"] += 1
+
+if fault.startswith("write:"):
     n = int(fault.split(":")[1])
     real_save = torch.save
     def save(obj, f, *a, **kw):
@@ -51,14 +51,9 @@ elif fault.startswith("write:"):
             os.kill(os.getpid(), signal.SIGKILL)
         return real_save(obj, f, *a, **kw)
     ck.torch.save = save
-real_train = engine.train_one_epoch
-def counting(*a, **kw):
-    count["trained"] += 1
-    return real_train(*a, **kw)
-engine.train_one_epoch = counting
 kind = args.pop("kind")
 fn = engine.run_trunk_segment if kind == "trunk" else engine.run_branch
-fn(args.pop("config"), **{k: (v if k in ("dataset", "method") or not isinstance(v, str) else __import__("pathlib").Path(v)) for k, v in args.items()})
+fn(args.pop("config"), callbacks=[Fault()], **{k: (v if k in ("dataset", "method") or not isinstance(v, str) else __import__("pathlib").Path(v)) for k, v in args.items()})
 print("TRAINED", count["trained"])
 """
 

@@ -15,9 +15,14 @@ import torch
 from training_helpers import FakeMeter
 
 from greenpath.data.prepared import load_prepared
-from greenpath.training import init_checkpoint, run_branch, run_trunk_segment
+from greenpath.training import (
+    init_checkpoint,
+    loss_function,
+    model_for,
+    run_branch,
+    run_trunk_segment,
+)
 from greenpath.training.data import tensor_data
-from greenpath.training.engine import _build, _loss_fn
 from greenpath.training.precision import full_precision
 from greenpath.training.warmup import batch_sizes, warm_up
 
@@ -32,7 +37,7 @@ def test_batch_sizes_by_hand():
 
 def _model_and_data(config, digits_npz):
     ds = load_prepared(digits_npz)
-    model = _build(config, ds)
+    model = model_for(config, ds)
     return model, tensor_data(ds)
 
 
@@ -69,7 +74,7 @@ def test_warm_up_runs_every_batch_shape_and_changes_nothing(config, digits_npz, 
         data,
         batch_size=32,
         precision=full_precision("cpu"),
-        loss_fn=_loss_fn(data.multilabel),
+        loss_fn=loss_function(data.multilabel),
     )
 
     assert calls == [(32, True), (12, True), (32, False), (4, False)]
@@ -102,23 +107,25 @@ def _warm_up_meta(path) -> str | None:
     return None if value is None else value.decode()
 
 
-def test_only_continuing_jobs_warm_up_before_their_first_window(
-    tmp_path, config, digits_npz, monkeypatch
-):
+def test_only_continuing_jobs_warm_up_before_their_first_window(tmp_path, config, digits_npz):
     """Forward passes before the first energy window, by hand (digits fixture, batch 32):
     0 for a job from epoch 0; 2 training + 2 validation shapes = 4 for a trunk segment from
     epoch 2 and for a freeze branch at k = 2."""
-    from greenpath.training import engine as engine_mod
-
     forwards = [0]
-    real_build = engine_mod._build
+    model_class = type(_model_and_data(config, digits_npz)[0])
 
-    def counting_build(cfg, ds):
-        model = real_build(cfg, ds)
-        model.register_forward_pre_hook(lambda m, a: forwards.__setitem__(0, forwards[0] + 1))
-        return model
+    def count(module, args):  # forward passes of the whole model, not of its layers
+        if type(module) is model_class:
+            forwards[0] += 1
 
-    monkeypatch.setattr(engine_mod, "_build", counting_build)
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(count)
+    try:
+        _first_windows(tmp_path, config, digits_npz, forwards)
+    finally:
+        hook.remove()
+
+
+def _first_windows(tmp_path, config, digits_npz, forwards):
     init_checkpoint(config, dataset_path=digits_npz, seed=0, out_checkpoint=tmp_path / "c0.pt")
 
     def first_window(run, **job):

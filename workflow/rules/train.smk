@@ -1,3 +1,25 @@
+import json
+import shlex
+
+# A training job runs in its own lean process (greenpath.training.job): the Python of the
+# conda env under --use-conda, else the one running Snakemake (its venv need not be on PATH).
+TRAIN_PYTHON = (
+    "python"
+    if any(m.name == "CONDA" for m in workflow.deployment_settings.deployment_method)
+    else shlex.quote(sys.executable)
+)
+#: The config sections a training job reads, passed as its settings (JSON).
+TRAIN_SETTINGS = json.dumps(
+    {
+        k: config[k]
+        for k in ("study", "data", "datasets", "model", "training", "methods", "energy")
+        if k in config
+    },
+    sort_keys=True,
+    separators=(",", ":"),
+)
+
+
 rule train_trunk:
     input:
         dataset=f"{RESULTS}/data/{{dataset}}.npz",
@@ -15,8 +37,12 @@ rule train_trunk:
     params:
         role="trunk",
         start=lambda wc: SEGMENT_START[int(wc.end)],
-    script:
-        "../../scripts/train.py"
+        settings=TRAIN_SETTINGS,
+    shell:
+        f"{TRAIN_PYTHON} -m greenpath.training.job trunk --settings {{params.settings:q}}"
+        f" --dataset {{wildcards.dataset}} --seed {{wildcards.seed}} --dataset-path {{input.dataset:q}}"
+        f" --start {{params.start}} --end {{wildcards.end}} --in-checkpoint={{input.checkpoint:q}}"
+        f" --out-checkpoint {{output.checkpoint:q}} --out-records {{output.records:q}} --log {{log:q}}"
 
 
 rule train_branch:
@@ -34,5 +60,9 @@ rule train_branch:
         **training_resources(),
     params:
         role="branch",
-    script:
-        "../../scripts/train.py"
+        settings=TRAIN_SETTINGS,
+    shell:
+        f"{TRAIN_PYTHON} -m greenpath.training.job branch --settings {{params.settings:q}}"
+        f" --dataset {{wildcards.dataset}} --seed {{wildcards.seed}} --dataset-path {{input.dataset:q}}"
+        f" --method {{wildcards.method}} --intervention-epoch {{wildcards.k}}"
+        f" --in-checkpoint={{input.checkpoint:q}} --out-records {{output.records:q}} --log {{log:q}}"

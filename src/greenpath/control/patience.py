@@ -1,7 +1,8 @@
-"""Patience early stopping as an epoch-end callback (failure case T5).
+"""Patience early stopping as an epoch-end callback.
 
 :class:`PatienceStopping` wraps :class:`greenpath.training.early_stopping.EarlyStopping`
-(Keras ``EarlyStopping(patience, restore_best_weights=True)`` with the fix for
+(the one rule, :class:`greenpath.early_stopping.PatienceRule`, plus the best weights:
+Keras ``EarlyStopping(patience, restore_best_weights=True)`` with the fix for
 keras-team/keras#12511) in the controller's callback API, for any PyTorch loop:
 
 - ``on_epoch_end(epoch, row, model)`` steps the rule on ``row["val_accuracy"]`` and returns
@@ -11,9 +12,9 @@ keras-team/keras#12511) in the controller's callback API, for any PyTorch loop:
 - ``state_dict()`` holds ``best``, ``best_epoch``, ``wait``, ``stopped_epoch`` and the best
   weights, so a resumed run keeps counting (csiro-mlai/dl_hpc_starter_pack#2).
 
-Inside greenpath's engine the same rule is passed as ``train_epochs(early_stopping=...)``,
-which also writes the figures into the records' metadata; ``greenpath train --patience``
-does that.
+Inside greenpath's engine the :class:`~greenpath.training.early_stopping.EarlyStopping`
+callback itself runs in the fit loop (``train_epochs(early_stopping=...)``), which also
+writes the figures into the records' metadata; ``greenpath train --patience`` does that.
 """
 
 from __future__ import annotations

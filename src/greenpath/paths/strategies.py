@@ -7,11 +7,11 @@ the cumulative energy it would have spent).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from greenpath.early_stopping import stop_epoch
 from greenpath.paths.objectives import Objective
 from greenpath.paths.tree import Tree
 
@@ -81,7 +81,9 @@ def patience_stop_epoch(
 
     An epoch improves when ``acc > best + min_delta``; otherwise a wait counter grows, and
     training stops after the epoch at which ``wait >= patience``
-    (``keras.callbacks.EarlyStopping`` semantics; failure case T5).
+    (``keras.callbacks.EarlyStopping`` semantics; failure case T5). A thin wrapper over
+    the one rule, :func:`greenpath.early_stopping.stop_epoch`; a non-finite value never
+    improves.
 
     Args:
         val_accuracy: shape (E,), validation accuracy of epochs 1..E (fractions).
@@ -89,27 +91,14 @@ def patience_stop_epoch(
         min_delta: minimum improvement (fraction).
 
     Returns:
-        ``(stop_epoch, best_epoch)``, both 1-based; ``stop_epoch == E`` when it never fires.
+        ``(stop_epoch, best_epoch)``, both 1-based; ``stop_epoch == E`` when it never fires;
+        ``best_epoch`` is 1 when no value was finite.
 
     Raises:
         ValueError: ``patience < 1`` or an empty curve.
     """
-    if patience < 1:
-        raise ValueError(f"patience must be >= 1, got {patience}")
-    acc = np.asarray(val_accuracy, dtype=float)
-    if acc.size == 0:
-        raise ValueError("empty validation-accuracy curve")
-    best = -math.inf
-    best_epoch = 1
-    wait = 0
-    for i, a in enumerate(acc, start=1):
-        if a > best + min_delta:
-            best, best_epoch, wait = float(a), i, 0
-        else:
-            wait += 1
-            if wait >= patience:
-                return i, best_epoch
-    return int(acc.size), best_epoch
+    stop, best = stop_epoch(np.asarray(val_accuracy, dtype=float).tolist(), patience, min_delta)
+    return stop, best or 1
 
 
 def patience_stopping(tree: Tree, patience: int, restore_best: bool = True) -> Choice:

@@ -1,4 +1,4 @@
-"""Atomic checkpoint files and RNG state capture (issue 7).
+"""Atomic checkpoint files and RNG state capture.
 
 A checkpoint is a dict of tensors and primitive containers only (str, int, float, bool,
 None, list, tuple, dict), written with ``torch.save`` to a temporary file in the target's
@@ -11,8 +11,9 @@ Checkpoint keys (``FORMAT`` = 1):
 ``model`` (state_dict), ``optimizer`` (state_dict), ``scaler`` (GradScaler state_dict or
 None), ``scheduler`` (None: no scheduler is configured), ``rng`` (see :func:`rng_state`),
 ``data_order`` (scheme, seed, next epoch), ``early_stopping`` (state or None), ``diverged``
-(epoch or None), ``meta`` (model name, sizes, config hash). Job state files add ``job``,
-``rows`` (records so far), ``frozen_layers`` and ``precision``.
+(epoch or None), ``frozen`` (frozen module names), ``meta`` (model name, sizes, config
+hash); all built by :func:`checkpoint_dict`. Job state files add the keys of
+:class:`greenpath.training.resume.ResumeState`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from greenpath.records import atomic_path
+from greenpath.training.data import ORDER_SCHEME
 
 FORMAT = 1
 
@@ -143,3 +145,39 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> int:
             except OSError:
                 pass
     return n
+
+
+def checkpoint_dict(
+    *,
+    kind: str,
+    epoch: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    seed: int,
+    meta: dict[str, Any],
+    frozen: list[str],
+    early_stopping: dict[str, Any] | None,
+    diverged: int | None,
+) -> dict[str, Any]:
+    """The checkpoint of a model and its training state after ``epoch`` epochs.
+
+    The one builder of the keys listed in the module docstring (``kind`` ``"checkpoint"``
+    for the files later jobs start from, ``"state"`` for a job's resume state, which adds
+    its own keys). The global RNG states are captured here (:func:`rng_state`).
+    """
+    return {
+        "format": FORMAT,
+        "kind": kind,
+        "epoch": int(epoch),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "scheduler": None,
+        "rng": rng_state(),
+        "data_order": {"scheme": ORDER_SCHEME, "seed": int(seed), "next_epoch": int(epoch) + 1},
+        "early_stopping": early_stopping,
+        "diverged": diverged,
+        "frozen": list(frozen),
+        "meta": dict(meta),
+    }

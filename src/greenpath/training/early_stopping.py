@@ -1,72 +1,70 @@
-"""Patience-based early stopping whose state survives checkpoint/resume (failure case T5).
+"""Patience early stopping as a fit-loop callback whose state survives resume.
 
-Semantics (Keras ``EarlyStopping(patience, restore_best_weights=True)``, with the fix for
-keras-team/keras#12511):
+The rule itself is :class:`greenpath.early_stopping.PatienceRule` (Keras
+``EarlyStopping(patience, restore_best_weights=True)``); this callback adds the best
+epoch's weights, with the fix for keras-team/keras#12511:
 
-- after each epoch call :meth:`EarlyStopping.step` with the monitored value (e.g. validation
-  accuracy, ``mode="max"``); an improvement (strictly better than ``best`` by more than
-  ``min_delta``) sets ``best``, ``best_epoch``, a copy of the weights, and ``wait = 0``;
-  otherwise ``wait += 1``, and training should stop once ``wait >= patience``;
-- whether training ends by patience **or** by the epoch limit, :meth:`restore_best` puts the
-  best epoch's weights back (Keras restored them only in the first case);
-- ``best``, ``best_epoch``, ``wait``, ``stopped_epoch`` and the best weights are in
-  :meth:`state_dict`, so a resumed job continues counting instead of resetting patience
+- after each epoch it steps the rule on the row's ``monitor`` column (validation accuracy
+  by default, ``mode="max"``); an improvement keeps a CPU copy of the weights;
+- once ``wait >= patience`` the loop stops after that epoch;
+- whether training ends by patience **or** by the epoch limit, the best epoch's weights are
+  restored (Keras restored them only in the first case), and ``best``, ``best_epoch``,
+  ``stopped_epoch`` and ``patience`` go into the records' metadata (``early_stopping.*``);
+- the rule's state and the best weights are in :meth:`EarlyStopping.state_dict`, so a
+  resumed job continues counting instead of resetting patience
   (csiro-mlai/dl_hpc_starter_pack#2).
-
-Example (T5): patience 2 on 0.50, 0.62, 0.61, 0.60, 0.59 -> best 0.62 at epoch 2, wait 1
-after epoch 3, wait 2 after epoch 4 -> stop after epoch 4.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from greenpath.early_stopping import PatienceRule
+from greenpath.training.callbacks import Callback
 
-class EarlyStopping:
-    """Track the best value of a metric and say when patience has run out.
+if TYPE_CHECKING:  # pragma: no cover
+    from greenpath.training.loop import Loop
+
+
+class EarlyStopping(Callback):
+    """Stop after ``patience`` epochs without improvement; restore the best weights.
 
     Args:
-        patience: number of epochs without improvement after which to stop (>= 1).
+        patience: epochs without improvement after which to stop (>= 1).
         mode: ``"max"`` (accuracy) or ``"min"`` (loss).
         min_delta: an improvement must exceed this (absolute, in the metric's units).
+        monitor: the record column watched by the fit loop (default ``val_accuracy``).
 
     Raises:
         ValueError: patience < 1, unknown mode, or negative min_delta.
     """
 
-    def __init__(self, patience: int, mode: str = "max", min_delta: float = 0.0) -> None:
-        if int(patience) < 1:
-            raise ValueError(f"patience = {patience}; use an integer >= 1")
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode = {mode!r}; use 'max' (accuracy) or 'min' (loss)")
-        if min_delta < 0:
-            raise ValueError(f"min_delta = {min_delta}; use a non-negative number")
-        self.patience = int(patience)
-        self.mode = mode
-        self.min_delta = float(min_delta)
-        self.best: float | None = None
-        self.best_epoch: int | None = None
-        self.wait = 0
-        self.stopped_epoch: int | None = None
+    def __init__(
+        self,
+        patience: int,
+        mode: str = "max",
+        min_delta: float = 0.0,
+        monitor: str = "val_accuracy",
+    ) -> None:
+        self.rule = PatienceRule(patience, mode=mode, min_delta=min_delta)
+        self.monitor = monitor
         self.best_state: dict[str, torch.Tensor] | None = None
 
-    def _improved(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        if self.mode == "max":
-            return value > self.best + self.min_delta
-        return value < self.best - self.min_delta
+    patience = property(lambda self: self.rule.patience)
+    mode = property(lambda self: self.rule.mode)
+    best = property(lambda self: self.rule.best)
+    best_epoch = property(lambda self: self.rule.best_epoch)
+    wait = property(lambda self: self.rule.wait)
+    stopped_epoch = property(lambda self: self.rule.stopped_epoch)
 
     @property
     def should_stop(self) -> bool:
         """True once ``wait >= patience`` (training must not run another epoch)."""
-        return self.stopped_epoch is not None
+        return self.rule.should_stop
 
     def step(self, value: float, epoch: int, model: nn.Module | None = None) -> bool:
         """Record epoch ``epoch`` (1-based) with metric ``value``; return True to stop.
@@ -74,19 +72,10 @@ class EarlyStopping:
         When ``value`` improves and ``model`` is given, a CPU copy of its ``state_dict`` is
         kept as the best weights. A non-finite value never improves.
         """
-        value = float(value)
-        if self._improved(value):
-            self.best = value
-            self.best_epoch = int(epoch)
-            self.wait = 0
-            if model is not None:
-                self.best_state = {
-                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-                }
-        else:
-            self.wait += 1
-            if self.wait >= self.patience:
-                self.stopped_epoch = int(epoch)
+        if self.rule.update(value, epoch) and model is not None:
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+            }
         return self.should_stop
 
     def restore_best(self, model: nn.Module) -> bool:
@@ -96,26 +85,33 @@ class EarlyStopping:
         model.load_state_dict(self.best_state)
         return True
 
-    def state_dict(self) -> dict[str, Any]:
-        """Primitive/tensor-only state (loadable with ``torch.load(weights_only=True)``)."""
-        return {
-            "patience": self.patience,
-            "mode": self.mode,
-            "min_delta": self.min_delta,
-            "best": self.best,
-            "best_epoch": self.best_epoch,
-            "wait": self.wait,
-            "stopped_epoch": self.stopped_epoch,
-            "best_state": self.best_state,
-        }
+    def on_train_begin(self, loop: Loop) -> None:
+        if self.should_stop:  # resumed after the stopping epoch's state was saved
+            loop.stop_requested = True
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def on_epoch_end(self, loop: Loop, row: Mapping[str, Any]) -> None:
+        if self.step(float(row[self.monitor]), int(row["epoch"]), loop.model):
+            loop.stop_requested = True
+
+    def on_train_end(self, loop: Loop) -> None:
+        self.restore_best(loop.model)
+        loop.metadata.update(
+            {
+                "early_stopping.best": repr(self.best),
+                "early_stopping.best_epoch": repr(self.best_epoch),
+                "early_stopping.stopped_epoch": repr(self.stopped_epoch),
+                "early_stopping.patience": str(self.patience),
+            }
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rule's state (settings included) and the best weights (tensors)."""
+        return {**self.rule.state_dict(), "best_state": self.best_state}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (patience/mode included)."""
-        self.patience = int(state["patience"])
-        self.mode = str(state["mode"])
-        self.min_delta = float(state["min_delta"])
-        self.best = None if state["best"] is None else float(state["best"])
-        self.best_epoch = None if state["best_epoch"] is None else int(state["best_epoch"])
-        self.wait = int(state["wait"])
-        self.stopped_epoch = None if state["stopped_epoch"] is None else int(state["stopped_epoch"])
+        self.rule.load_state_dict(state)
         self.best_state = state["best_state"]
+
+
+__all__ = ["EarlyStopping"]

@@ -1,4 +1,4 @@
-"""Layer freezing that really freezes (failure case T1).
+"""Layer freezing that really freezes.
 
 A frozen module gets ``requires_grad = False`` on its parameters, its parameters leave
 the optimizer (see :func:`rebuild_optimizer`), and every BatchNorm inside it is *pinned* in
@@ -14,6 +14,7 @@ Dropout inside a frozen part stays active in training mode, as in Keras, where
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Iterable, Sequence
 
@@ -121,14 +122,33 @@ def frozen_layer_names(model: nn.Module) -> list[str]:
 def rebuild_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> torch.optim.Optimizer:
     """A new optimizer of the same class over ``model``'s trainable parameters only.
 
-    Hyper-parameters come from the old optimizer's first parameter group; each kept
-    parameter carries its state (e.g. Adam's ``step``, ``exp_avg``, ``exp_avg_sq``) over,
-    so the trainable layers continue exactly where they were.
+    Works for any ``torch.optim`` optimizer: every parameter group keeps all its entries
+    (learning rate, momentum, betas, weight decay, AdamW's ``decoupled_weight_decay``, ...)
+    and loses its frozen parameters; the constructor gets only the defaults its signature
+    names. Each kept parameter carries its state (e.g. Adam's ``step``, ``exp_avg``,
+    ``exp_avg_sq``, SGD's ``momentum_buffer``) over, so the trainable layers continue
+    exactly where they were; frozen parameters are in no group, so momentum and weight
+    decay never move them.
+
+    Raises:
+        ValueError: no parameter of ``optimizer`` is trainable any more.
     """
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    group = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
-    new = type(optimizer)(trainable, **group)
-    for p in trainable:
-        if p in optimizer.state:
-            new.state[p] = optimizer.state[p]
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    groups = []
+    for group in optimizer.param_groups:
+        params = [p for p in group["params"] if id(p) in trainable]
+        if params:
+            groups.append({**group, "params": params})
+    if not groups:
+        raise ValueError(
+            f"every parameter of the {type(optimizer).__name__} optimizer is frozen; "
+            "keep a trainable part (methods.freeze.trainable)"
+        )
+    accepted = inspect.signature(type(optimizer).__init__).parameters
+    defaults = {k: v for k, v in optimizer.defaults.items() if k in accepted}
+    new = type(optimizer)(groups, **defaults)
+    for group in groups:
+        for p in group["params"]:
+            if p in optimizer.state:
+                new.state[p] = optimizer.state[p]
     return new

@@ -1,4 +1,4 @@
-"""Which reduced precision a ``quant`` branch can really use on this device (case T3).
+"""Which reduced precision a ``quant`` branch can really use on this device.
 
 Rules (checked before the branch trains, with a tiny probe forward/backward pass):
 
@@ -18,8 +18,7 @@ CPU          ``fp16``              ``bf16`` autocast, no scaler (CPU autocast is
 
 If the probe fails the branch is ``skipped`` with the reason; it never runs fp32 under a
 reduced-precision label. Parameters always stay fp32 (autocast only casts inside its
-regions), so freezing then quantising never meets "Attempting to unscale FP16 gradients"
-(case T4).
+regions), so freezing then quantising never meets "Attempting to unscale FP16 gradients".
 """
 
 from __future__ import annotations
