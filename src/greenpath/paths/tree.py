@@ -126,8 +126,12 @@ class Tree:
         r = hit.iloc[0]
         return float(r["val_accuracy"]), float(r["energy_cum_j"])
 
-    def candidates(self) -> pd.DataFrame:
+    def candidates(self, every_epoch: bool = False) -> pd.DataFrame:
         """All candidate paths (see module docstring) with their measured outcome.
+
+        Args:
+            every_epoch: stops at every epoch (of the trunk and of each branch), not only
+                at the decision epochs; branches still start at the intervention epochs.
 
         Returns:
             DataFrame with :data:`CANDIDATE_COLUMNS`; accuracy as a fraction, energy in J.
@@ -136,7 +140,8 @@ class Tree:
         rows: list[tuple[str, int, int, float, float]] = []
         acc, en = self.outcome("base", 0, E)
         rows.append(("base", 0, E, acc, en))
-        for d in self.decision_epochs:
+        stops = range(1, E) if every_epoch else self.decision_epochs
+        for d in stops:
             if 1 <= d < E:
                 acc, en = self.outcome("stop", d, d)
                 rows.append(("stop", d, d, acc, en))
@@ -144,7 +149,7 @@ class Tree:
             if method in ("base", "stop"):
                 continue
             epochs = set(path["epoch"].astype(int))
-            ends = [d for d in self.decision_epochs if k < d < E] + [E]
+            ends = [d for d in stops if k < d < E] + [E]
             for end in ends:
                 if end in epochs:
                     acc, en = self.outcome(method, k, end)
