@@ -78,12 +78,16 @@ class Margin:
             (``stop_now``) or a kind and the first epoch it applies from (``stop_now@10``:
             decisions at epochs >= 10, until the next start of that kind). A kind absent
             from a non-empty table gets its largest margin. Empty: none.
+        first_epoch: no commitment (stop or switch) on the trunk before this epoch, e.g.
+            the predictor's first training origin, before which its forecasts are
+            extrapolations. 0: none.
     """
 
     z: float = 0.0
     delta: float = 0.0
     cold_start: bool = True
     kind_margins: tuple[tuple[str, float], ...] = ()
+    first_epoch: int = 0
 
     def kind_margin(self, kind: str, epoch: int = 0) -> float:
         """The extra margin (fraction) of plan kind ``kind`` for a decision at ``epoch``."""
@@ -100,12 +104,14 @@ class Margin:
     def with_kind_margins(self, margins: Mapping[str, float] | None) -> Margin:
         """A copy with the per-kind margins ``margins`` (``None``/empty: none)."""
         kinds = tuple(sorted((str(k), float(v)) for k, v in (margins or {}).items()))
-        return Margin(self.z, self.delta, self.cold_start, kinds)
+        return Margin(self.z, self.delta, self.cold_start, kinds, self.first_epoch)
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"z": self.z, "delta": self.delta, "cold_start": self.cold_start}
         if self.kind_margins:
             d["kind_margins"] = dict(self.kind_margins)
+        if self.first_epoch:
+            d["first_epoch"] = self.first_epoch
         return d
 
 
@@ -282,8 +288,9 @@ def decide(
         actions: actions allowed besides ``continue`` (subset of freeze, quant, stop).
 
     Returns:
-        The :class:`Action`; ``continue`` when there is no ``base`` forecast, at E, or at
-        epoch 0 when ``margins.cold_start`` is False.
+        The :class:`Action`; ``continue`` when there is no ``base`` forecast, at E, at
+        epoch 0 when ``margins.cold_start`` is False, or on the trunk before
+        ``margins.first_epoch``.
 
     Raises:
         ValueError: a forecast does not cover epochs d+1..E.
@@ -293,6 +300,8 @@ def decide(
         return Action("continue", f"epoch {d} is the last epoch")
     if d == 0 and not margins.cold_start:
         return Action("continue", "no commitment at epoch 0 (margin.cold_start is False)")
+    if d < margins.first_epoch and history.method == "base":
+        return Action("continue", f"no commitment before epoch {margins.first_epoch}")
     base = forecasts.get("base")
     if base is None:
         return Action("continue", "no forecast of the full run")

@@ -507,3 +507,98 @@ def planner_lodo_conformal(
             "n_calibration_residuals": int(len(cal)),
         }
     return choices, details
+
+
+#: Levels the nested leave-one-dataset-out choice of :func:`planner_lodo_conformal_nested`
+#: may pick from (one-sided lower quantiles of the residuals).
+DEFAULT_QUANTILE_GRID: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+
+#: First decision epochs of the conformal margins' epoch buckets for the per-epoch planner:
+#: the origin buckets of the ``greenpath`` predictor (no training origin before 10, then
+#: 10-14, 15-24, 25-34, >= 35), fixed before any planner result was seen.
+DEFAULT_EPOCH_BUCKETS: tuple[int, ...] = (0, 10, 15, 25, 35)
+
+
+def _fold_score(
+    trees: Sequence[Tree],
+    fcs: Mapping[TreeKey, TreeForecasts],
+    res: pd.DataFrame,
+    exclude: set[str],
+    objective: Objective,
+    margin: Margin,
+    quantile: float,
+    epoch_buckets: Sequence[int] | None,
+    every_epoch: bool,
+) -> tuple[int, float]:
+    """``(violations, -mean energy saved %)`` of one level on the datasets not excluded,
+    each planned with margins from the residuals of the datasets other than it and
+    ``exclude``."""
+    plan = plan_tree_every_epoch if every_epoch else plan_tree
+    viol, saved = 0, []
+    for ds in sorted({t.dataset for t in trees} - exclude):
+        cal = res[~res["dataset"].isin(exclude | {ds})]
+        if cal.empty:
+            continue
+        m = margin.with_kind_margins(conformal_margins(cal, quantile, epoch_buckets))
+        for t in trees:
+            if t.dataset == ds:
+                c = plan(t, fcs[t.key], objective, m)
+                viol += int(objective.violation(c.val_accuracy, t.ref_accuracy))
+                saved.append(saved_pct(c.energy_j, t.ref_energy_j))
+    return viol, -float(np.mean(saved)) if saved else 0.0
+
+
+def planner_lodo_conformal_nested(
+    trees: Sequence[Tree],
+    predictor_for: Callable[[str], PredictorLike],
+    objective: Objective,
+    quantiles: Sequence[float] = DEFAULT_QUANTILE_GRID,
+    epoch_buckets: Sequence[int] | None = DEFAULT_EPOCH_BUCKETS,
+    every_epoch: bool = True,
+    cold_start: bool = False,
+    forecasts: Mapping[TreeKey, TreeForecasts] | None = None,
+    first_epoch: int = 0,
+) -> tuple[dict[TreeKey, Choice], dict[str, Any]]:
+    """Conformal margins whose level is itself chosen leave-one-dataset-out (nested).
+
+    For each held-out dataset X, every level q of ``quantiles`` is scored on the other
+    datasets: each such dataset Y is planned with margins from the residuals of the
+    datasets other than X and Y (:func:`_fold_score`). The level with the fewest
+    violations wins, then the most energy saved (``-saved`` is compared; ties go to the
+    lower, more cautious level). X is then planned with that level's margins from all
+    datasets but X. Nothing about X's outcome enters its choice. ``first_epoch``: no
+    commitment on the trunk before it (:class:`~greenpath.paths.decide.Margin`).
+
+    Returns:
+        ``(choices, details)``; details per held-out dataset: the chosen level, its
+        calibration figures, the margins (fractions) and the number of residuals.
+    """
+    fcs = _all_forecasts(trees, predictor_for, forecasts, every_epoch)
+    res = plan_residuals(trees, fcs, every_epoch)
+    base = Margin(0.0, 0.0, cold_start, first_epoch=int(first_epoch))
+    plan = plan_tree_every_epoch if every_epoch else plan_tree
+    choices: dict[TreeKey, Choice] = {}
+    details: dict[str, Any] = {}
+    for ds in sorted({t.dataset for t in trees}):
+        scored = sorted(
+            (_fold_score(trees, fcs, res, {ds}, objective, base, q, epoch_buckets, every_epoch), q)
+            for q in quantiles
+        )
+        (viol, neg), q = scored[0]
+        cal = res[res["dataset"] != ds]
+        margins = conformal_margins(cal, q, epoch_buckets) if len(cal) else {}
+        m = base.with_kind_margins(margins)
+        for t in trees:
+            if t.dataset == ds:
+                choices[t.key] = plan(t, fcs[t.key], objective, m)
+        details[ds] = {
+            "quantile": q,
+            "calibration_violations": viol,
+            "calibration_saved_pct": -neg,
+            "epoch_buckets": list(epoch_buckets) if epoch_buckets is not None else None,
+            "cold_start": cold_start,
+            "first_epoch": int(first_epoch),
+            "kind_margins": margins,
+            "n_calibration_residuals": int(len(cal)),
+        }
+    return choices, details
