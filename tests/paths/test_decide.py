@@ -42,8 +42,11 @@ H3 = History(3, 6, 0.55, 30.0)
         # delta .9 pt: only plans >= -0.1 pt are safe: none but the full trunk -> continue
         (Margin(0.0, 0.009), "continue", ("base", 0, 6, 60.0)),
         # a 1-point margin on quant plans only: the trunk stopped at 5 (-0.5 pt, 50 J)
-        (Margin(kind_margins=(("quant", 0.01), ("stop_later", 0.0))), "continue",
-         ("base", 0, 5, 50.0)),
+        (
+            Margin(kind_margins=(("quant", 0.01), ("stop_later", 0.0))),
+            "continue",
+            ("base", 0, 5, 50.0),
+        ),
         # a kind absent from the table gets the largest margin: nothing but the trunk
         (Margin(kind_margins=(("quant", 0.01),)), "continue", ("base", 0, 6, 60.0)),
         # the same margin from epoch 4 on only: not yet at 3 -> quant to 5 again

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from greenpath.paths.objectives import DEFAULT_TOLERANCE, Objective, get_objective
 from greenpath.paths.decide import SWITCH_METHODS, History, Margin, Plan, decide
+from greenpath.paths.objectives import DEFAULT_TOLERANCE, Objective, get_objective
 
 log = logging.getLogger(__name__)
 

@@ -309,7 +309,11 @@ def decide(
     ref = (float(acc[-1]), float(std[-1]))
     raw = _raw_plans(history, forecasts, actions)
     default = next(
-        (p for p in raw if p.action == "continue" and p.end_epoch == E and p.method == history.method),
+        (
+            p
+            for p in raw
+            if p.action == "continue" and p.end_epoch == E and p.method == history.method
+        ),
         None,
     )
     if default is None:
@@ -347,4 +351,13 @@ def _reason(p: Plan, ref: tuple[float, float], objective: Objective) -> str:
     )
 
 
-__all__ = ["ACTIONS", "PLAN_KINDS", "SWITCH_METHODS", "Action", "History", "Margin", "Plan", "decide"]
+__all__ = [
+    "ACTIONS",
+    "PLAN_KINDS",
+    "SWITCH_METHODS",
+    "Action",
+    "History",
+    "Margin",
+    "Plan",
+    "decide",
+]

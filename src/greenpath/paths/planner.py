@@ -1,37 +1,24 @@
-"""greenpath's planner: forecast every option at each decision epoch and pick the best.
+"""greenpath's planner on measured trees: forecasts, the decision rule applied along a
+path, and the leave-one-dataset-out calibration of its safety margin.
 
-At each decision epoch d (the study's intervention epochs; EAT-IT 0/10/20/30/40) the run is
-on the trunk, having trained epochs 1..d. The planner asks the predictor for the rest of
-three paths from d (``base``, ``freeze``, ``quant``; each to the last epoch E, with a 1-sigma
-uncertainty) and builds the plans reachable from there:
+Every decision is :func:`greenpath.paths.decide.decide` (the rule the live controller uses
+too; its module docstring states the plans and the safety rule). Two ways of following a
+tree:
 
-- ``stop`` now (d >= 1): the measured accuracy and energy at d;
-- ``base`` to E (continue): the reference's own forecast;
-- ``stop`` at a later decision epoch d' (continue now, stop then);
-- ``freeze``/``quant`` from d to E, or to a later decision epoch d' and stop there.
+- :func:`plan_tree`: decide only at the decision epochs (the study's intervention epochs;
+  EAT-IT 0/10/20/30/40), with plans ending at later decision epochs; a commitment (stop,
+  freeze, quant) is followed to its planned end;
+- :func:`plan_tree_every_epoch`: decide after every epoch of the path followed, with plans
+  ending at any epoch; on the trunk the options are continue, stop now and a switch to the
+  branches the tree has at that epoch; on a branch, continue or stop now.
 
-Forecast energy of a plan = measured cumulative energy at d + forecast per-epoch energies.
-The reference accuracy (the full trunk's final accuracy) is unknown live, so it is the
-``base`` forecast at E. Under ``constrained`` a plan is *safe* when
+Forecasts are inputs (:func:`forecast_tree` with a fitted predictor): nothing here fits.
 
-    acc_plan - acc_ref >= -tolerance + delta + z * sqrt(std_plan^2 + std_ref^2)
-
-(forecasts treated as independent: conservative for trunk stops, whose forecast shares the
-reference's; the fully correlated ``|std_ref - std_plan|`` did worse on EAT-IT)
-(the continuing ``base`` plan is safe by definition); among safe plans the least energy
-wins. Under ``score`` and ``weighted`` the plan's accuracy is replaced by the pessimistic
-``acc - delta - z * std`` before ranking. If the winner starts with an action at d (stop,
-freeze, quant) the planner commits to it (a branch is followed to its planned end; the
-tree has no re-planning data inside a branch); otherwise it continues on the trunk and
-plans again at the next decision epoch. Decision epochs where the predictor cannot
-forecast (e.g. no history at d = 0) are skipped (continue).
-
-The safety margin ``(z, delta)`` (and whether to commit at a decision epoch with no
-history; by default never, see :data:`DEFAULT_COLD_START`) is calibrated leave-one-dataset-out
-(:func:`planner_lodo`): for each held-out dataset, the grid point with the fewest
-tolerance violations on the *other* datasets (0 when possible) and, among those, the most
-energy saved (``constrained``) or the least regret (``score``, ``weighted``); ties go to the
-smaller margin.
+The margin is calibrated leave-one-dataset-out: :func:`planner_lodo` over a ``(z, delta,
+cold_start)`` grid (fewest violations on the other datasets, then the most energy saved or
+the least regret; ties to the smaller margin); :func:`planner_lodo_conformal` with
+per-plan-kind conformal margins at a fixed level; :func:`planner_lodo_conformal_nested`
+with the level itself chosen leave-one-dataset-out.
 """
 
 from __future__ import annotations
@@ -133,7 +120,7 @@ def plan_tree(
     tree: Tree,
     forecasts: TreeForecasts,
     objective: Objective,
-    margin: Margin = Margin(),
+    margin: Margin | None = None,
     kind_margins: Mapping[str, float] | None = None,
 ) -> Choice:
     """The planner deciding at the tree's decision epochs only; return the measured outcome.
@@ -147,7 +134,7 @@ def plan_tree(
         tree: the measured tree (its trunk is the history the planner sees).
         forecasts: :func:`forecast_tree` output.
         objective: what to optimise (the accuracy reference is forecast, not measured).
-        margin: safety margin.
+        margin: safety margin (default ``Margin()``).
         kind_margins: extra accuracy margin (fraction) per plan kind, replacing
             ``margin.kind_margins`` when given (from :func:`conformal_margins`).
 
@@ -155,6 +142,7 @@ def plan_tree(
         The path taken, with the outcome read from the measured tree.
     """
     E = tree.last_epoch
+    margin = margin or Margin()
     if kind_margins is not None:
         margin = margin.with_kind_margins(kind_margins)
     for d in tree.decision_epochs:
@@ -193,7 +181,7 @@ def plan_tree_every_epoch(
     tree: Tree,
     forecasts: TreeForecasts,
     objective: Objective,
-    margin: Margin = Margin(),
+    margin: Margin | None = None,
 ) -> Choice:
     """The per-epoch planner: :func:`~greenpath.paths.decide.decide` after every epoch.
 
@@ -211,8 +199,9 @@ def plan_tree_every_epoch(
     Returns:
         The path taken, with the outcome read from the measured tree.
     """
-    method, k, end, note = _decisions_every_epoch(tree, forecasts, objective, margin)
+    method, k, end, note = _decisions_every_epoch(tree, forecasts, objective, margin or Margin())
     return choice_from_tree(tree, method, k, end, note)
+
 
 #: Default ``cold_start`` values of the grid: never commit at a decision epoch with no
 #: history. A cold forecast is the cross-dataset mean curve; its leave-one-dataset-out
