@@ -454,6 +454,30 @@ def conformal_margins(
     return out
 
 
+def _plan_held_out(
+    choices: dict[TreeKey, Choice],
+    trees: Sequence[Tree],
+    fcs: Mapping[TreeKey, TreeForecasts],
+    res: pd.DataFrame,
+    held_out: str,
+    objective: Objective,
+    base: Margin,
+    quantile: float,
+    epoch_buckets: Sequence[int] | None,
+    every_epoch: bool,
+) -> tuple[dict[str, float], int]:
+    """Plan ``held_out``'s trees into ``choices`` with conformal margins from the other
+    datasets' residuals; return the margins and the number of residuals used."""
+    cal = res[res["dataset"] != held_out]
+    margins = conformal_margins(cal, quantile, epoch_buckets) if len(cal) else {}
+    m = base.with_kind_margins(margins)
+    plan = plan_tree_every_epoch if every_epoch else plan_tree
+    for t in trees:
+        if t.dataset == held_out:
+            choices[t.key] = plan(t, fcs[t.key], objective, m)
+    return margins, int(len(cal))
+
+
 def planner_lodo_conformal(
     trees: Sequence[Tree],
     predictor_for: Callable[[str], PredictorLike],
@@ -482,18 +506,14 @@ def planner_lodo_conformal(
     details: dict[str, Any] = {}
     base = Margin(0.0, 0.0, cold_start)
     for ds in sorted({t.dataset for t in trees}):
-        cal = res[res["dataset"] != ds]
-        margins = conformal_margins(cal, quantile, epoch_buckets) if len(cal) else {}
-        m = base.with_kind_margins(margins)
-        plan = plan_tree_every_epoch if every_epoch else plan_tree
-        for t in trees:
-            if t.dataset == ds:
-                choices[t.key] = plan(t, fcs[t.key], objective, m)
+        margins, n_cal = _plan_held_out(
+            choices, trees, fcs, res, ds, objective, base, quantile, epoch_buckets, every_epoch
+        )
         details[ds] = {
             "quantile": quantile,
             "cold_start": cold_start,
             "kind_margins": margins,
-            "n_calibration_residuals": int(len(cal)),
+            "n_calibration_residuals": n_cal,
         }
     return choices, details
 
@@ -565,7 +585,6 @@ def planner_lodo_conformal_nested(
     fcs = _all_forecasts(trees, predictor_for, forecasts, every_epoch)
     res = plan_residuals(trees, fcs, every_epoch)
     base = Margin(0.0, 0.0, cold_start, first_epoch=int(first_epoch))
-    plan = plan_tree_every_epoch if every_epoch else plan_tree
     choices: dict[TreeKey, Choice] = {}
     details: dict[str, Any] = {}
     for ds in sorted({t.dataset for t in trees}):
@@ -574,12 +593,9 @@ def planner_lodo_conformal_nested(
             for q in quantiles
         )
         (viol, neg), q = scored[0]
-        cal = res[res["dataset"] != ds]
-        margins = conformal_margins(cal, q, epoch_buckets) if len(cal) else {}
-        m = base.with_kind_margins(margins)
-        for t in trees:
-            if t.dataset == ds:
-                choices[t.key] = plan(t, fcs[t.key], objective, m)
+        margins, n_cal = _plan_held_out(
+            choices, trees, fcs, res, ds, objective, base, q, epoch_buckets, every_epoch
+        )
         details[ds] = {
             "quantile": q,
             "calibration_violations": viol,
@@ -588,6 +604,6 @@ def planner_lodo_conformal_nested(
             "cold_start": cold_start,
             "first_epoch": int(first_epoch),
             "kind_margins": margins,
-            "n_calibration_residuals": int(len(cal)),
+            "n_calibration_residuals": n_cal,
         }
     return choices, details
