@@ -9,6 +9,7 @@ from training_helpers import FakeMeter, digits_dataset, make_config
 
 from greenpath.control import Controller, PatienceStopping, read_decisions, train_controlled
 from greenpath.data.prepared import save_prepared
+from greenpath.paths import Margin
 from greenpath.records import read_metadata, read_records
 from greenpath.training import init_checkpoint, run_branch, run_trunk_segment
 from greenpath.training.checkpoint import load_checkpoint
@@ -26,10 +27,14 @@ def npz(tmp_path):
 
 
 def _controller():
-    # at d=1: freeze to 3 costs e0 + 2*5 J with forecast acc 0.9 = the reference's -> the
-    # cheapest safe plan (stop now has the measured accuracy, far below 0.9)
+    # switches at 1 and 3 only. At d=1: freeze to 2 costs e0 + 5 J with forecast acc 0.9 =
+    # the reference's -> the cheapest safe plan. Stop now gets a 100-point margin before
+    # epoch 3 (never safe) and -100 points from 3 (always safe): on the branch the
+    # controller continues at 2 and stops at 3, whatever the measured accuracies.
     table = {("base", 1): (0.9, 0.0, 10.0), ("freeze", 1): (0.9, 0.0, 5.0)}
-    return Controller(StubPredictor(table), last_epoch=4, decision_epochs=[1, 3])
+    kinds = (("freeze", 0.0), ("stop_later", 0.0), ("stop_now", 1.0), ("stop_now@3", -1.0))
+    return Controller(StubPredictor(table), last_epoch=4, decision_epochs=[1, 3],
+                      margin=Margin(kind_margins=kinds))  # fmt: skip
 
 
 class Killed(Exception):
@@ -58,15 +63,12 @@ def test_engine_applies_freeze_then_stop_and_resumes(tmp_path, npz):
     assert rec["method"].tolist() == ["base", "freeze", "freeze"]
     assert rec["intervention_epoch"].tolist() == [0, 1, 1]
     assert rec["frozen_layers"].isna().tolist() == [True, False, False]
-    assert res.decisions == [
-        (1, "freeze", res.decisions[0][2]),
-        (3, "stop", "planned end of the freeze plan reached"),
-    ]
+    assert [(e, a) for e, a, _ in res.decisions] == [(1, "freeze"), (2, "continue"), (3, "stop")]
     # FakeMeter: window i reports 10*i + 1 J -> 11 + 21 + 31
     assert res.energy_j == pytest.approx(63.0)
     assert res.estimated_full_energy_j == pytest.approx(11.0 + 3 * 10.0)
     log = read_decisions(res.decisions_path)
-    assert set(log["decision_epoch"]) == {1, 3}
+    assert set(log["decision_epoch"]) == {1, 2, 3}
     assert log.loc[log["chosen"] & (log["decision_epoch"] == 1), "plan_method"].tolist() == [
         "freeze"
     ]
@@ -90,11 +92,13 @@ def test_engine_applies_freeze_then_stop_and_resumes(tmp_path, npz):
     fresh = _controller()
     again = train_controlled(cfg, dataset="digits", dataset_path=npz, seed=0,
                              out_dir=tmp_path / "killed", controller=fresh, meter=FakeMeter())  # fmt: skip
-    assert fresh.predictor.calls == []  # the decision at 1 came back from the state
+    # the decision at 1 came back from the state; only the branch's forecasts made at the
+    # switch are computed again (from the history 1..1), for the decisions at 3
+    assert fresh.predictor.calls == [("base", 1), ("freeze", 1)]
     r2 = read_records(again.records_path)
     assert r2["val_accuracy"].tolist() == rec["val_accuracy"].tolist()
     assert r2["method"].tolist() == rec["method"].tolist()
-    assert [(e, a) for e, a, _ in again.decisions] == [(1, "freeze"), (3, "stop")]
+    assert [(e, a) for e, a, _ in again.decisions] == [(1, "freeze"), (2, "continue"), (3, "stop")]
     w1 = load_checkpoint(res.checkpoint_path)["model"]
     w2 = load_checkpoint(again.checkpoint_path)["model"]
     assert all(torch.equal(w1[k], w2[k]) for k in w1)

@@ -36,7 +36,8 @@ def add_train_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lam", type=float, help="weighted objective: accuracy per kWh")
     p.add_argument(
         "--decision-epochs",
-        help="comma-separated, e.g. 0,3,5,7 (default: 0 + interventions.epochs)",
+        help="epochs where a switch to freeze/quant may start, comma-separated, e.g. 0,3,5,7 "
+        "(default: 0 + interventions.epochs); stopping is decided after every epoch",
     )
     p.add_argument(
         "--actions",

@@ -308,6 +308,9 @@ def closed_loop(
                     ),  # fmt: skip
                     "oracle_path": f"{o.method}@{o.intervention_epoch}->{o.end_epoch}",
                     "oracle_energy_saved_pct": _pct(o.energy_j, ref_en),
+                    "oracle_every_epoch_energy_saved_pct": _pct(
+                        oracle(tree, obj, every_epoch=True).energy_j, ref_en
+                    ),
                     "patience_energy_saved_pct": _pct(float(f_en[p_stop - 1]), live_ref_en),
                     "patience_accuracy_change_pts": (f_acc[p_best - 1] - live_ref_acc) * 100,
                     "patience_violation": obj.violation(float(f_acc[p_best - 1]), live_ref_acc),
@@ -330,6 +333,7 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "grid_violation": "sum",
     "regret_vs_oracle": "mean",
     "oracle_energy_saved_pct": "mean",
+    "oracle_every_epoch_energy_saved_pct": "mean",
     "patience_energy_saved_pct": "mean",
     "patience_violation": "sum",
     "patience_grid_energy_saved_pct": "mean",

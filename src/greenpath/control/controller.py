@@ -1,32 +1,22 @@
-"""The live controller: at each decision epoch, forecast every option and apply the best.
+"""The live controller: after every epoch, decide with greenpath's one decision rule.
 
 A :class:`Controller` is an epoch-end callback. It keeps the run's history (one record row
-per epoch), and at each *decision epoch* d (after epoch d has run; d = 0 is before the first
-epoch) it asks a fitted predictor (:class:`greenpath.modeling.base.Predictor`) for the rest
-of the run under each method (``base``, ``freeze``, ``quant``; epochs d+1..E, accuracy and
-per-epoch energy, each with a 1-sigma uncertainty) and builds the same plans as greenpath's
-planner (:mod:`greenpath.paths.planner`):
+per epoch) and after every epoch d (d = 0 is before the first epoch) asks a fitted
+predictor (:class:`greenpath.modeling.base.Predictor`) for the rest of the run (epochs
+d+1..E, accuracy and per-epoch energy, each with a 1-sigma uncertainty) and calls
+:func:`greenpath.paths.decide.decide`, the function the offline planner
+(:mod:`greenpath.paths.planner`) calls too:
 
-- ``stop`` now (d >= 1): the measured accuracy and cumulative energy at d;
-- continue on the trunk to E (the reference), or continue and stop at a later decision
-  epoch d';
-- ``freeze``/``quant`` from d to E, or to a later decision epoch d' and stop there.
+- on the trunk: ``base`` plus ``freeze``/``quant`` where a switch is allowed at d (every
+  epoch by default; only ``decision_epochs`` when given), so the options are continue,
+  stop now, or switch now;
+- on a branch switched to at k: ``base`` and that branch as forecast at k (the predictor
+  forecasts from trunk histories only), so the options are continue or stop now.
 
-Forecast energy of a plan = measured cumulative energy at d + the forecast per-epoch
-energies (J). The full run's final accuracy is unknown live, so the reference is the
-``base`` forecast at E. Under ``constrained`` a plan is *safe* when
-
-    acc_plan - acc_ref >= -tolerance + delta + z * sqrt(std_plan^2 + std_ref^2)
-
-(``Margin(z, delta)`` of :mod:`greenpath.paths.planner`; continuing to E is safe by
-definition) and the cheapest safe plan wins; under ``score``/``weighted`` plans are ranked
-on the pessimistic accuracy ``acc - delta - z * std`` with
-:meth:`greenpath.paths.objectives.Objective.value`. Ties go to less energy, then the earlier
-end. If the winner acts now, its first action (``freeze``, ``quant`` or ``stop``) is
-returned to the training loop and the plan is followed to its planned end (a ``stop`` is
-issued there); otherwise the controller returns ``continue`` and plans again at the next
-decision epoch. So on a measured tree it takes the path :func:`greenpath.paths.plan_tree`
-would take with the same forecasts.
+The action returned (``continue``, ``freeze``, ``quant``, ``stop``) is applied by the
+training loop from the next epoch. On a measured tree it takes the path
+:func:`greenpath.paths.planner.plan_tree_every_epoch` takes with the same forecasts and
+switch epochs.
 
 Every decision (each plan's forecast with uncertainty, its objective value, the chosen
 action and why) is kept in :attr:`Controller.decisions` and written to Parquet by
@@ -45,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from greenpath.paths.decide import SWITCH_METHODS, History, Margin, Plan, decide
 from greenpath.paths.objectives import DEFAULT_TOLERANCE, Objective, get_objective
-from greenpath.paths.planner import Margin
 
 log = logging.getLogger(__name__)
 
@@ -77,31 +67,8 @@ HISTORY_COLUMNS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class PlanForecast:
-    """One plan evaluated at a decision epoch (forecast values).
-
-    Attributes:
-        action: what the plan does now: ``continue``, ``freeze``, ``quant`` or ``stop``.
-        method: the method of the plan's remaining epochs (``base``, ``freeze``, ``quant``;
-            ``stop`` for stop-now).
-        end_epoch: last epoch the plan trains (E, or a later decision epoch where it stops).
-        val_accuracy, val_accuracy_std: forecast final accuracy (fraction) and its 1-sigma.
-        energy_j, energy_std: forecast cumulative energy from epoch 1 to ``end_epoch`` (J)
-            and the 1-sigma of its forecast part (sqrt of summed per-epoch variances).
-        safe: ``constrained``: passes the margin rule; other objectives: True.
-        value: objective value used to rank (higher is better; ``-inf`` unsafe).
-    """
-
-    action: str
-    method: str
-    end_epoch: int
-    val_accuracy: float
-    val_accuracy_std: float
-    energy_j: float
-    energy_std: float
-    safe: bool
-    value: float
+#: One plan evaluated at a decision (forecast values): :class:`greenpath.paths.decide.Plan`.
+PlanForecast = Plan
 
 
 @dataclass
@@ -134,7 +101,7 @@ class Decision:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Decision:
-        plans = [PlanForecast(**p) for p in (d.get("plans") or [])]
+        plans = [PlanForecast(**p) for p in d["plans"]] if d.get("plans") else None
         chosen = PlanForecast(**d["chosen"]) if d.get("chosen") else None
         return cls(
             epoch=int(d["epoch"]),
@@ -169,7 +136,7 @@ class Controller:
 
     Usable from any PyTorch loop::
 
-        ctl = Controller(predictor, last_epoch=10, decision_epochs=[0, 3, 5, 7])
+        ctl = Controller(predictor, last_epoch=10)
         action = ctl.on_train_begin(0)          # decision at epoch 0 (may be "freeze"...)
         for epoch in range(1, 11):
             ...train, validate, measure energy...
@@ -185,9 +152,10 @@ class Controller:
         predictor: a fitted predictor (``greenpath.modeling.io.load(MODEL.json)``), or a
             path to its JSON file.
         last_epoch: E, the last epoch of the full run.
-        decision_epochs: epochs at which to decide (0 = before the first epoch); default
-            ``[0]`` plus every 1/4 of the run is not assumed: pass the study's intervention
-            epochs (default config: 0, 3, 5, 7). Epochs >= E are ignored.
+        decision_epochs: epochs at which a switch to ``freeze``/``quant`` may start (0 =
+            before the first epoch); ``None`` (default): every epoch. Stopping is decided
+            after every epoch either way. Pass the study's intervention epochs to follow
+            only paths its grid has measured (the closed loop does). Epochs >= E are ignored.
         objective: ``constrained`` (default), ``weighted`` or ``score``, or an
             :class:`~greenpath.paths.objectives.Objective`.
         tolerance: accuracy tolerance of ``constrained`` (fraction; 0.01 = 1 point).
@@ -208,7 +176,7 @@ class Controller:
         predictor: Any,
         *,
         last_epoch: int,
-        decision_epochs: Iterable[int] = (0,),
+        decision_epochs: Iterable[int] | None = None,
         objective: str | Objective = "constrained",
         tolerance: float = DEFAULT_TOLERANCE,
         lam: float | None = None,
@@ -225,8 +193,10 @@ class Controller:
         self.last_epoch = int(last_epoch)
         if self.last_epoch < 1:
             raise ValueError(f"last_epoch = {last_epoch}; use the run's epochs (>= 1)")
-        self.decision_epochs = tuple(
-            sorted({int(d) for d in decision_epochs if 0 <= int(d) < self.last_epoch})
+        self.decision_epochs: tuple[int, ...] | None = (
+            None
+            if decision_epochs is None
+            else tuple(sorted({int(d) for d in decision_epochs if 0 <= int(d) < self.last_epoch}))
         )
         self.objective = (
             objective
@@ -247,11 +217,12 @@ class Controller:
         self.switch_epoch = 0
         self.planned_end: int | None = None
         self.stopped_epoch: int | None = None
+        self._branch_forecasts: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ callbacks
     def on_train_begin(self, epoch: int = 0, model: Any = None) -> str:
         """Decide at the start (``epoch`` = epochs already trained, 0 for a new run)."""
-        if epoch == 0 and 0 in self.decision_epochs and not self._decided(0):
+        if epoch == 0 and self._may_switch(0) and not self._decided(0):
             return self._decide(0).action
         return "continue"
 
@@ -283,22 +254,7 @@ class Controller:
         self.history.append({k: _primitive(v) for k, v in keep.items()})
         if self.stopped_epoch is not None or epoch >= self.last_epoch:
             return "continue"
-        if self.planned_end is not None and epoch >= self.planned_end:
-            return self._record(
-                Decision(epoch, "stop", f"planned end of the {self.method} plan reached")
-            ).action
-        if epoch in self.decision_epochs:
-            if self.method != "base":
-                return self._record(
-                    Decision(
-                        epoch,
-                        "continue",
-                        f"following the {self.method} plan committed at epoch "
-                        f"{self.switch_epoch} (to epoch {self.planned_end or self.last_epoch})",
-                    )
-                ).action
-            return self._decide(epoch).action
-        return "continue"
+        return self._decide(epoch).action
 
     def on_train_end(self, last_epoch: int | None = None, model: Any = None) -> None:
         """Write the decisions log when ``log_path`` is set."""
@@ -362,97 +318,52 @@ class Controller:
         elif a in ("freeze", "quant"):
             self.method = a
             self.switch_epoch = decision.epoch
+            self._branch_forecasts = None
         log.info("decision at epoch %d: %s (%s)", decision.epoch, a, decision.reason)
         if self.log_path is not None:
             self.write_decisions(self.log_path)
         return decision
 
-    def _forecast(self, d: int, method: str, hist: pd.DataFrame) -> Any:
-        fc = self.predictor.forecast(
-            hist, method, d, self.last_epoch, dataset_info=self.dataset_info or None
-        )
-        n = self.last_epoch - d
-        acc = np.asarray(fc.val_accuracy, dtype=float)
-        if len(acc) != n or not np.all(np.isfinite(acc)):
-            raise ValueError(f"forecast has {len(acc)} epochs (expected {n}) or non-finite values")
-        return fc
+    def _may_switch(self, d: int) -> bool:
+        return self.decision_epochs is None or d in self.decision_epochs
+
+    def _forecast(self, k: int, method: str) -> Any:
+        """The predictor's forecast of ``method`` from the trunk history 1..k, or None."""
+        rows = self.history[:k]
+        hist = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["epoch"])
+        try:
+            return self.predictor.forecast(
+                hist, method, k, self.last_epoch, dataset_info=self.dataset_info or None
+            )
+        except (ValueError, RuntimeError, NotImplementedError, KeyError) as exc:
+            log.info("no %s forecast at epoch %d: %s", method, k, exc)
+            return None
+
+    def _forecasts(self, d: int) -> dict[str, Any]:
+        if self.method == "base":
+            switches = [m for m in SWITCH_METHODS if m in self.methods and self._may_switch(d)]
+            return {m: self._forecast(d, m) for m in ("base", *switches)}
+        if self._branch_forecasts is None:  # after a switch or a resume
+            k = self.switch_epoch
+            self._branch_forecasts = {m: self._forecast(k, m) for m in ("base", self.method)}
+        return self._branch_forecasts
 
     def _decide(self, d: int) -> Decision:
-        E = self.last_epoch
-        hist = self.history_frame() if self.history else pd.DataFrame(columns=["epoch"])
-        if d == 0 and not self.margin.cold_start:
-            return self._record(
-                Decision(d, "continue", "no commitment at epoch 0 (margin.cold_start is False)")
-            )
-        fcs: dict[str, Any] = {}
-        errors: list[str] = []
-        for m in ("base", *[x for x in ("freeze", "quant") if x in self.methods]):
-            try:
-                fcs[m] = self._forecast(d, m, hist)
-            except (ValueError, RuntimeError, NotImplementedError, KeyError) as exc:
-                errors.append(f"{m}: {exc}")
-        if "base" not in fcs:
-            return self._record(
-                Decision(d, "continue", f"no forecast of the full run ({'; '.join(errors)})")
-            )
+        last = self.history[-1] if self.history else {}
         e0 = float(np.nansum([_energy_of(r) for r in self.history])) if self.history else 0.0
-        acc_d = _f(self.history[-1]["val_accuracy"]) if self.history else math.nan
-        later = [x for x in self.decision_epochs if d < x < E]
-        plans_raw: list[tuple[str, str, int, float, float, float, float]] = []
-        if d >= 1 and "stop" in self.methods and math.isfinite(acc_d):
-            plans_raw.append(("stop", "stop", d, acc_d, 0.0, e0, 0.0))
-        for m, fc in fcs.items():
-            acc = np.asarray(fc.val_accuracy, dtype=float)
-            std = np.nan_to_num(np.asarray(fc.val_accuracy_std, dtype=float), nan=0.0)
-            en = np.asarray(fc.energy_j, dtype=float)
-            en_std = np.nan_to_num(np.asarray(fc.energy_std, dtype=float), nan=0.0)
-            cum = e0 + np.cumsum(en)
-            cum_std = np.sqrt(np.cumsum(en_std**2))
-            for end in [*later, E] if "stop" in self.methods else [E]:
-                i = end - d - 1
-                action = "continue" if m == "base" else m
-                plans_raw.append((action, m, end, acc[i], std[i], cum[i], cum_std[i]))
-        ref = next(p for p in plans_raw if p[1] == "base" and p[2] == E)
-        ref_acc, ref_std = float(ref[3]), float(ref[4])
-        obj, mg = self.objective, self.margin
-        plans: list[PlanForecast] = []
-        for action, m, end, acc, std, en, en_std in plans_raw:
-            is_ref = m == "base" and end == E
-            if obj.name == "constrained":
-                sigma = math.sqrt(std**2 + ref_std**2)
-                safe = is_ref or (acc - ref_acc >= -obj.tolerance + mg.delta + mg.z * sigma)
-                value = -en if safe else -math.inf
-            else:
-                safe = True
-                value = obj.value(acc - mg.delta - mg.z * std, en, ref_acc)
-            plans.append(
-                PlanForecast(action, m, int(end), float(acc), float(std), float(en),
-                             float(en_std), bool(safe), float(value))
-            )  # fmt: skip
-        ranked = [p for p in plans if not math.isnan(p.value)]
-        best = max(ranked, key=lambda p: (p.value, -p.energy_j, -p.end_epoch))
-        full_energy = float(ref[5])
-        if best.action == "continue":
-            reason = (
-                "continue: best plan is the trunk "
-                + (
-                    f"to {best.end_epoch}"
-                    if best.end_epoch == E
-                    else f"stopped at {best.end_epoch}"
-                )
-                + f" (forecast acc {best.val_accuracy:.4f}, {best.energy_j:.1f} J)"
-            )
-        else:
-            reason = (
-                f"{best.action}: forecast acc {best.val_accuracy:.4f} ± {best.val_accuracy_std:.4f}"
-                f" vs full run {ref_acc:.4f} ± {ref_std:.4f}, {best.energy_j:.1f} J vs "
-                f"{full_energy:.1f} J (objective {obj.name}"
-                + (f", tolerance {obj.tolerance:g}" if obj.name == "constrained" else "")
-                + ")"
-            )
-        if best.action in ("freeze", "quant"):
-            self.planned_end = best.end_epoch if best.end_epoch < E else None
-        dec = Decision(d, best.action, reason, ref_acc, ref_std, full_energy, best, plans)
+        h = History(
+            d,
+            self.last_epoch,
+            _f(last.get("val_accuracy")) if d >= 1 else math.nan,
+            e0,
+            self.method,
+            self.switch_epoch if self.method != "base" else 0,
+        )
+        a = decide(h, self._forecasts(d), self.objective, self.margin, actions=self.methods)
+        if a.action in SWITCH_METHODS and a.chosen is not None:
+            self.planned_end = a.chosen.end_epoch if a.chosen.end_epoch < self.last_epoch else None
+        dec = Decision(d, a.action, a.reason, a.ref_accuracy, a.ref_accuracy_std,
+                       a.full_energy_j, a.chosen, list(a.plans) or None)  # fmt: skip
         return self._record(dec)
 
 

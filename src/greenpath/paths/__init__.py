@@ -4,6 +4,7 @@ greenpath's planner, patience early stopping, fixed stops) and their figures.
 See ``docs/paths.md``.
 """
 
+from greenpath.paths.decide import Action, History, Margin, Plan, decide
 from greenpath.paths.objectives import (
     DEFAULT_TOLERANCE,
     J_PER_KWH,
@@ -13,13 +14,15 @@ from greenpath.paths.objectives import (
 )
 from greenpath.paths.paper import paper_method
 from greenpath.paths.planner import (
-    Margin,
     conformal_margins,
+    forecast_tree,
     margin_grid,
     plan_residuals,
     plan_tree,
+    plan_tree_every_epoch,
     planner_lodo,
     planner_lodo_conformal,
+    planner_lodo_conformal_nested,
 )
 from greenpath.paths.report import outcome_table, summarize
 from greenpath.paths.run import run_paths, run_strategies
@@ -34,6 +37,13 @@ from greenpath.paths.strategies import (
 from greenpath.paths.tree import Tree, build_trees
 
 __all__ = [
+    "Action",
+    "History",
+    "Plan",
+    "decide",
+    "forecast_tree",
+    "plan_tree_every_epoch",
+    "planner_lodo_conformal_nested",
     "DEFAULT_TOLERANCE",
     "J_PER_KWH",
     "OBJECTIVES",

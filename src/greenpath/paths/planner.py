@@ -1,37 +1,24 @@
-"""greenpath's planner: forecast every option at each decision epoch and pick the best.
+"""greenpath's planner on measured trees: forecasts, the decision rule applied along a
+path, and the leave-one-dataset-out calibration of its safety margin.
 
-At each decision epoch d (the study's intervention epochs; EAT-IT 0/10/20/30/40) the run is
-on the trunk, having trained epochs 1..d. The planner asks the predictor for the rest of
-three paths from d (``base``, ``freeze``, ``quant``; each to the last epoch E, with a 1-sigma
-uncertainty) and builds the plans reachable from there:
+Every decision is :func:`greenpath.paths.decide.decide` (the rule the live controller uses
+too; its module docstring states the plans and the safety rule). Two ways of following a
+tree:
 
-- ``stop`` now (d >= 1): the measured accuracy and energy at d;
-- ``base`` to E (continue): the reference's own forecast;
-- ``stop`` at a later decision epoch d' (continue now, stop then);
-- ``freeze``/``quant`` from d to E, or to a later decision epoch d' and stop there.
+- :func:`plan_tree`: decide only at the decision epochs (the study's intervention epochs;
+  EAT-IT 0/10/20/30/40), with plans ending at later decision epochs; a commitment (stop,
+  freeze, quant) is followed to its planned end;
+- :func:`plan_tree_every_epoch`: decide after every epoch of the path followed, with plans
+  ending at any epoch; on the trunk the options are continue, stop now and a switch to the
+  branches the tree has at that epoch; on a branch, continue or stop now.
 
-Forecast energy of a plan = measured cumulative energy at d + forecast per-epoch energies.
-The reference accuracy (the full trunk's final accuracy) is unknown live, so it is the
-``base`` forecast at E. Under ``constrained`` a plan is *safe* when
+Forecasts are inputs (:func:`forecast_tree` with a fitted predictor): nothing here fits.
 
-    acc_plan - acc_ref >= -tolerance + delta + z * sqrt(std_plan^2 + std_ref^2)
-
-(forecasts treated as independent: conservative for trunk stops, whose forecast shares the
-reference's; the fully correlated ``|std_ref - std_plan|`` did worse on EAT-IT)
-(the continuing ``base`` plan is safe by definition); among safe plans the least energy
-wins. Under ``score`` and ``weighted`` the plan's accuracy is replaced by the pessimistic
-``acc - delta - z * std`` before ranking. If the winner starts with an action at d (stop,
-freeze, quant) the planner commits to it (a branch is followed to its planned end; the
-tree has no re-planning data inside a branch); otherwise it continues on the trunk and
-plans again at the next decision epoch. Decision epochs where the predictor cannot
-forecast (e.g. no history at d = 0) are skipped (continue).
-
-The safety margin ``(z, delta)`` (and whether to commit at a decision epoch with no
-history; by default never, see :data:`DEFAULT_COLD_START`) is calibrated leave-one-dataset-out
-(:func:`planner_lodo`): for each held-out dataset, the grid point with the fewest
-tolerance violations on the *other* datasets (0 when possible) and, among those, the most
-energy saved (``constrained``) or the least regret (``score``, ``weighted``); ties go to the
-smaller margin.
+The margin is calibrated leave-one-dataset-out: :func:`planner_lodo` over a ``(z, delta,
+cold_start)`` grid (fewest violations on the other datasets, then the most energy saved or
+the least regret; ties to the smaller margin); :func:`planner_lodo_conformal` with
+per-plan-kind conformal margins at a fixed level; :func:`planner_lodo_conformal_nested`
+with the level itself chosen leave-one-dataset-out.
 """
 
 from __future__ import annotations
@@ -39,12 +26,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from greenpath.paths.decide import SWITCH_METHODS, ForecastLike, History, Margin, decide
 from greenpath.paths.objectives import Objective
 from greenpath.paths.strategies import Choice, choice_from_tree, oracle
 from greenpath.paths.tree import Tree, saved_pct
@@ -61,16 +48,6 @@ DEFAULT_Z_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4
 DEFAULT_DELTA_GRID: tuple[float, ...] = (0.0, 0.0025, 0.005, 0.01, 0.02, 0.04)
 
 
-class ForecastLike(Protocol):
-    """What the planner reads from ``greenpath.modeling.base.PathForecast``."""
-
-    epochs: np.ndarray
-    val_accuracy: np.ndarray
-    val_accuracy_std: np.ndarray
-    energy_j: np.ndarray
-    energy_std: np.ndarray
-
-
 class PredictorLike(Protocol):
     """The forecasting part of ``greenpath.modeling.base.Predictor``."""
 
@@ -85,44 +62,20 @@ class PredictorLike(Protocol):
     ) -> ForecastLike: ...
 
 
-@dataclass(frozen=True, order=True)
-class Margin:
-    """Safety margin on the accuracy constraint.
-
-    Attributes:
-        z: multiple of the forecast 1-sigma of the accuracy difference (plan - reference).
-        delta: additive margin in accuracy (fraction; 0.005 = half a point).
-        cold_start: whether the planner may commit at a decision epoch with no history
-            (epoch 0, where forecasts rest on dataset descriptors and other datasets only).
-    """
-
-    z: float = 0.0
-    delta: float = 0.0
-    cold_start: bool = True
-
-    def as_dict(self) -> dict[str, float | bool]:
-        return {"z": self.z, "delta": self.delta, "cold_start": self.cold_start}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One plan evaluated at a decision epoch (forecast values)."""
-
-    method: str
-    intervention_epoch: int
-    end_epoch: int
-    val_accuracy: float
-    val_accuracy_std: float
-    energy_j: float
-    commits_now: bool
-
-
 #: decision epoch -> method -> forecast (None when the predictor could not forecast).
 TreeForecasts = dict[int, dict[str, ForecastLike | None]]
 
 
-def forecast_tree(tree: Tree, predictor: PredictorLike) -> TreeForecasts:
-    """Forecast ``base``/``freeze``/``quant`` from every decision epoch of ``tree``.
+def forecast_tree(
+    tree: Tree, predictor: PredictorLike, epochs: Iterable[int] | None = None
+) -> TreeForecasts:
+    """Forecast ``base``/``freeze``/``quant`` from the trunk at each of ``epochs``.
+
+    Args:
+        tree: the measured tree.
+        predictor: fitted predictor.
+        epochs: origins d (history = trunk 1..d); default the tree's decision epochs.
+            ``range(tree.last_epoch)`` gives every epoch (the per-epoch planner).
 
     ``freeze``/``quant`` are forecast only where the tree has the measured branch (so the
     planner's choice has a measured outcome). A forecast that raises ``ValueError``,
@@ -131,7 +84,7 @@ def forecast_tree(tree: Tree, predictor: PredictorLike) -> TreeForecasts:
     """
     out: TreeForecasts = {}
     E = tree.last_epoch
-    for d in tree.decision_epochs:
+    for d in tree.decision_epochs if epochs is None else epochs:
         hist = tree.history(d)
         out[d] = {}
         for m in PLAN_METHODS:
@@ -149,120 +102,105 @@ def forecast_tree(tree: Tree, predictor: PredictorLike) -> TreeForecasts:
     return out
 
 
-def _plans(tree: Tree, d: int, fcs: Mapping[str, ForecastLike | None]) -> list[Plan]:
-    E = tree.last_epoch
-    base = fcs.get("base")
-    acc_d, e0 = tree.trunk_at(d)
-    plans: list[Plan] = []
-    if d >= 1:
-        plans.append(Plan("stop", d, d, acc_d, 0.0, e0, True))
-    later = [x for x in tree.decision_epochs if d < x < E]
-    for m, fc in fcs.items():
-        if fc is None:
-            continue
-        acc = np.asarray(fc.val_accuracy, dtype=float)
-        std = np.nan_to_num(np.asarray(fc.val_accuracy_std, dtype=float), nan=0.0)
-        cum = e0 + np.cumsum(np.asarray(fc.energy_j, dtype=float))
-        for end in [*later, E]:
-            i = end - d - 1
-            if m == "base":
-                method, k = ("base", 0) if end == E else ("stop", end)
-                plans.append(Plan(method, k, end, acc[i], std[i], cum[i], False))
-            else:
-                plans.append(Plan(m, d, end, acc[i], std[i], cum[i], True))
-    if base is None:
-        # no reference forecast: only "stop now" is evaluable; keep going instead
-        return []
-    return plans
-
-
-def plan_kind(plan: Plan) -> str:
-    """Kind of a plan for the conformal margins: ``stop_now``, ``stop_later``, ``base``
-    (continue to the last epoch), ``freeze`` or ``quant`` (a branch now, to any end)."""
-    if plan.method == "stop":
-        return "stop_now" if plan.commits_now else "stop_later"
-    return plan.method
-
-
-def _kind_margin(plan: Plan, kind_margins: Mapping[str, float] | None) -> float:
-    if not kind_margins:
-        return 0.0
-    kind = plan_kind(plan)
-    if kind in kind_margins:
-        return float(kind_margins[kind])
-    # a kind never seen in calibration: the largest margin there is (conservative)
-    return float(max(kind_margins.values()))
-
-
-def _pick(
-    plans: Sequence[Plan],
-    ref: Plan,
-    objective: Objective,
-    margin: Margin,
-    kind_margins: Mapping[str, float] | None = None,
-) -> Plan:
-    best: tuple[float, float, int] | None = None
-    chosen = ref
-    for p in plans:
-        is_ref = p.method == "base" and p.end_epoch == ref.end_epoch
-        extra = 0.0 if is_ref else _kind_margin(p, kind_margins)
-        if objective.name == "constrained":
-            sigma = math.sqrt(p.val_accuracy_std**2 + ref.val_accuracy_std**2)
-            safe = is_ref or (
-                p.val_accuracy - ref.val_accuracy
-                >= -objective.tolerance + margin.delta + extra + margin.z * sigma
-            )
-            value = -p.energy_j if safe else -math.inf
-        else:
-            acc = p.val_accuracy - margin.delta - extra - margin.z * p.val_accuracy_std
-            value = objective.value(acc, p.energy_j, ref.val_accuracy)
-        if math.isnan(value):
-            continue
-        key = (value, -p.energy_j, -p.end_epoch)
-        if best is None or key > best:
-            best, chosen = key, p
-    return chosen
+def tree_history(
+    tree: Tree, d: int, method: str = "base", k: int = 0, end_epochs: Sequence[int] | None = None
+) -> History:
+    """The :class:`History` at epoch ``d`` of path ``method@k`` of a measured tree."""
+    if d == 0:
+        acc, e0 = math.nan, 0.0
+    elif method == "base":
+        acc, e0 = tree.trunk_at(d)
+    else:
+        acc, e0 = tree.outcome(method, k, d)
+    ends = None if end_epochs is None else tuple(end_epochs)
+    return History(d, tree.last_epoch, acc, e0, method, k, ends)
 
 
 def plan_tree(
     tree: Tree,
     forecasts: TreeForecasts,
     objective: Objective,
-    margin: Margin = Margin(),
+    margin: Margin | None = None,
     kind_margins: Mapping[str, float] | None = None,
 ) -> Choice:
-    """Run the planner on one tree with precomputed forecasts; return the measured outcome.
+    """The planner deciding at the tree's decision epochs only; return the measured outcome.
+
+    At each decision epoch d on the trunk, :func:`~greenpath.paths.decide.decide` sees plans
+    that end at later decision epochs or E. When it acts (stop, freeze, quant), the planner
+    commits to the winning plan and follows it to its planned end (no decision inside a
+    branch).
 
     Args:
         tree: the measured tree (its trunk is the history the planner sees).
         forecasts: :func:`forecast_tree` output.
         objective: what to optimise (the accuracy reference is forecast, not measured).
-        margin: safety margin.
-        kind_margins: extra accuracy margin (fraction) per plan kind (:func:`plan_kind`),
-            added to ``margin.delta``; from :func:`conformal_margins`. ``None``: none.
+        margin: safety margin (default ``Margin()``).
+        kind_margins: extra accuracy margin (fraction) per plan kind, replacing
+            ``margin.kind_margins`` when given (from :func:`conformal_margins`).
 
     Returns:
         The path taken, with the outcome read from the measured tree.
     """
     E = tree.last_epoch
+    margin = margin or Margin()
+    if kind_margins is not None:
+        margin = margin.with_kind_margins(kind_margins)
     for d in tree.decision_epochs:
-        if d == 0 and not margin.cold_start:
-            continue
-        fcs = forecasts.get(d, {})
-        plans = _plans(tree, d, fcs)
-        if not plans:
-            continue
-        ref = next(p for p in plans if p.method == "base" and p.end_epoch == E)
-        best = _pick(plans, ref, objective, margin, kind_margins)
-        if best.commits_now:
+        h = tree_history(tree, d, end_epochs=tree.decision_epochs)
+        a = decide(h, forecasts.get(d, {}), objective, margin)
+        if a.action != "continue" and a.chosen is not None:
+            p = a.chosen
             note = (
-                f"decided at {d}: {best.method}@{best.intervention_epoch}->{best.end_epoch}, "
-                f"forecast acc {best.val_accuracy:.4f} (ref {ref.val_accuracy:.4f})"
+                f"decided at {d}: {p.method}@{p.intervention_epoch}->{p.end_epoch}, "
+                f"forecast acc {p.val_accuracy:.4f} (ref {a.ref_accuracy:.4f})"
             )
-            return choice_from_tree(
-                tree, best.method, best.intervention_epoch, best.end_epoch, note
-            )
+            return choice_from_tree(tree, p.method, p.intervention_epoch, p.end_epoch, note)
     return choice_from_tree(tree, "base", 0, E, "continued to the last epoch")
+
+
+def _decisions_every_epoch(
+    tree: Tree, forecasts: TreeForecasts, objective: Objective, margin: Margin
+) -> tuple[str, int, int, str]:
+    E = tree.last_epoch
+    method, k = "base", 0
+    for d in range(E):
+        if method == "base":
+            fcs = forecasts.get(d, {})
+        else:
+            fcs = {m: forecasts.get(k, {}).get(m) for m in ("base", method)}
+        a = decide(tree_history(tree, d, method, k), fcs, objective, margin)
+        if a.action == "stop":
+            return ("stop", d, d, a.reason) if method == "base" else (method, k, d, a.reason)
+        if a.action in SWITCH_METHODS:
+            method, k = a.action, d
+    return ("base", 0, E, "continued to the last epoch") if method == "base" else (
+        method, k, E, f"{method} from {k} to the last epoch")  # fmt: skip
+
+
+def plan_tree_every_epoch(
+    tree: Tree,
+    forecasts: TreeForecasts,
+    objective: Objective,
+    margin: Margin | None = None,
+) -> Choice:
+    """The per-epoch planner: :func:`~greenpath.paths.decide.decide` after every epoch.
+
+    On the trunk at epoch d the options are continue, stop now, and a switch to the
+    branches the tree has at d (forecasts at d); plans may end at any later epoch. After a
+    switch at k, it decides after every epoch of the branch between continuing and stopping
+    now, with the forecasts made at k (the predictor forecasts from trunk histories only).
+
+    Args:
+        tree: the measured tree.
+        forecasts: :func:`forecast_tree` output at every epoch 0..E-1
+            (``epochs=range(tree.last_epoch)``); missing epochs continue.
+        objective, margin: as :func:`plan_tree` (the margin's ``kind_margins`` included).
+
+    Returns:
+        The path taken, with the outcome read from the measured tree.
+    """
+    method, k, end, note = _decisions_every_epoch(tree, forecasts, objective, margin or Margin())
+    return choice_from_tree(tree, method, k, end, note)
 
 
 #: Default ``cold_start`` values of the grid: never commit at a decision epoch with no
@@ -337,12 +275,30 @@ def calibrate_margin(
     return scored[0][1]
 
 
+def _all_forecasts(
+    trees: Sequence[Tree],
+    predictor_for: Callable[[str], PredictorLike],
+    given: Mapping[TreeKey, TreeForecasts] | None,
+    every_epoch: bool,
+) -> dict[TreeKey, TreeForecasts]:
+    given = dict(given or {})
+    return {
+        t.key: given[t.key]
+        if t.key in given
+        else forecast_tree(
+            t, predictor_for(t.dataset), range(t.last_epoch) if every_epoch else None
+        )
+        for t in trees
+    }
+
+
 def planner_lodo(
     trees: Sequence[Tree],
     predictor_for: Callable[[str], PredictorLike],
     objective: Objective,
     grid: Sequence[Margin] | None = None,
     forecasts: Mapping[TreeKey, TreeForecasts] | None = None,
+    every_epoch: bool = False,
 ) -> tuple[dict[TreeKey, Choice], dict[str, Any]]:
     """The planner on every tree, with predictor and margin both leave-one-dataset-out.
 
@@ -354,19 +310,18 @@ def planner_lodo(
         grid: margins to calibrate over (default :func:`margin_grid`).
         forecasts: precomputed :func:`forecast_tree` output per tree (then
             ``predictor_for`` is not called for those trees).
+        every_epoch: decide after every epoch (:func:`plan_tree_every_epoch`; forecasts at
+            every epoch) instead of at the decision epochs only (:func:`plan_tree`).
 
     Returns:
         ``(choices, details)``: the planner's choice per tree, and per held-out dataset
         the calibrated margin and its calibration figures.
     """
     grid = list(grid) if grid is not None else margin_grid()
-    given = dict(forecasts or {})
-    forecasts = {
-        t.key: given[t.key] if t.key in given else forecast_tree(t, predictor_for(t.dataset))
-        for t in trees
-    }
+    forecasts = _all_forecasts(trees, predictor_for, forecasts, every_epoch)
+    plan = plan_tree_every_epoch if every_epoch else plan_tree
     outcomes: dict[Margin, dict[TreeKey, Choice]] = {
-        m: {t.key: plan_tree(t, forecasts[t.key], objective, m) for t in trees} for m in grid
+        m: {t.key: plan(t, forecasts[t.key], objective, m) for t in trees} for m in grid
     }
     oracles = {t.key: oracle(t, objective) for t in trees}
     choices: dict[TreeKey, Choice] = {}
@@ -403,11 +358,15 @@ DEFAULT_CONFORMAL_QUANTILE: float = 0.2
 
 
 def plan_residuals(
-    trees: Sequence[Tree], forecasts: Mapping[TreeKey, TreeForecasts]
+    trees: Sequence[Tree],
+    forecasts: Mapping[TreeKey, TreeForecasts],
+    every_epoch: bool = False,
 ) -> pd.DataFrame:
     """Forecast errors of every plan's accuracy gap to the reference, on measured trees.
 
-    For each tree, decision epoch d and plan p other than "continue to E":
+    For each tree, origin d of ``forecasts`` (on the trunk) and plan p other than
+    "continue to E" (the plans :func:`~greenpath.paths.decide.decide` builds there; ends at
+    later decision epochs, or at every later epoch with ``every_epoch``):
     ``forecast_diff = acc_p - acc_ref`` (forecasts), ``true_diff`` (measured: the plan's
     accuracy minus the full trunk's), ``residual = true_diff - forecast_diff`` (fraction;
     negative = the plan turned out worse, relative to the reference, than forecast).
@@ -417,24 +376,23 @@ def plan_residuals(
         intervention_epoch, end_epoch, forecast_diff, true_diff, residual``.
     """
     rows = []
+    probe = Margin(0.0, 0.0, True)
+    obj = Objective("constrained")
     for t in trees:
-        E = t.last_epoch
-        for d in t.decision_epochs:
-            plans = _plans(t, d, forecasts[t.key].get(d, {}))
-            if not plans:
-                continue
-            ref = next(p for p in plans if p.method == "base" and p.end_epoch == E)
-            for p in plans:
-                if p is ref:
+        ends = None if every_epoch else t.decision_epochs
+        for d, fcs in sorted(forecasts[t.key].items()):
+            a = decide(tree_history(t, d, end_epochs=ends), fcs, obj, probe)
+            for p in a.plans:
+                if p.action == "continue" and p.end_epoch == t.last_epoch and p.method == "base":
                     continue
                 acc, _ = t.outcome(p.method, p.intervention_epoch, p.end_epoch)
-                fd = p.val_accuracy - ref.val_accuracy
+                fd = p.val_accuracy - float(a.ref_accuracy)
                 td = acc - t.ref_accuracy
                 rows.append(
                     {
                         "dataset": t.dataset,
                         "decision_epoch": d,
-                        "kind": plan_kind(p),
+                        "kind": p.kind,
                         "method": p.method,
                         "intervention_epoch": p.intervention_epoch,
                         "end_epoch": p.end_epoch,
@@ -458,7 +416,9 @@ def plan_residuals(
 
 
 def conformal_margins(
-    residuals: pd.DataFrame, quantile: float = DEFAULT_CONFORMAL_QUANTILE
+    residuals: pd.DataFrame,
+    quantile: float = DEFAULT_CONFORMAL_QUANTILE,
+    epoch_buckets: Sequence[int] | None = None,
 ) -> dict[str, float]:
     """Per plan kind, the accuracy margin ``max(0, -q)``, ``q`` the ``quantile`` lower
     quantile of the calibration residuals (``numpy.quantile(..., method="lower")``: an
@@ -471,6 +431,9 @@ def conformal_margins(
     Args:
         residuals: :func:`plan_residuals` rows of the calibration trees only.
         quantile: in (0, 1).
+        epoch_buckets: first decision epochs of buckets (e.g. ``(0, 5, 10, 15, 25, 35)``):
+            one margin per (kind, bucket), keyed ``kind@start``
+            (:meth:`~greenpath.paths.decide.Margin.kind_margin`). ``None``: one per kind.
 
     Raises:
         ValueError: ``quantile`` outside (0, 1) or no residuals.
@@ -479,11 +442,40 @@ def conformal_margins(
         raise ValueError(f"quantile={quantile}: must be in (0, 1), e.g. 0.2")
     if residuals.empty:
         raise ValueError("conformal_margins needs at least one calibration residual")
+    keys = residuals["kind"].astype(str)
+    if epoch_buckets is not None:
+        starts = np.sort(np.asarray(list(epoch_buckets), dtype=int))
+        idx = np.searchsorted(starts, residuals["decision_epoch"].to_numpy(int), side="right") - 1
+        keys = keys + "@" + pd.Series(starts[np.maximum(idx, 0)], index=residuals.index).astype(str)
     out = {}
-    for kind, g in residuals.groupby("kind"):
+    for key, g in residuals.groupby(keys):
         q = float(np.quantile(g["residual"].to_numpy(float), quantile, method="lower"))
-        out[str(kind)] = max(0.0, -q)
+        out[str(key)] = max(0.0, -q)
     return out
+
+
+def _plan_held_out(
+    choices: dict[TreeKey, Choice],
+    trees: Sequence[Tree],
+    fcs: Mapping[TreeKey, TreeForecasts],
+    res: pd.DataFrame,
+    held_out: str,
+    objective: Objective,
+    base: Margin,
+    quantile: float,
+    epoch_buckets: Sequence[int] | None,
+    every_epoch: bool,
+) -> tuple[dict[str, float], int]:
+    """Plan ``held_out``'s trees into ``choices`` with conformal margins from the other
+    datasets' residuals; return the margins and the number of residuals used."""
+    cal = res[res["dataset"] != held_out]
+    margins = conformal_margins(cal, quantile, epoch_buckets) if len(cal) else {}
+    m = base.with_kind_margins(margins)
+    plan = plan_tree_every_epoch if every_epoch else plan_tree
+    for t in trees:
+        if t.dataset == held_out:
+            choices[t.key] = plan(t, fcs[t.key], objective, m)
+    return margins, int(len(cal))
 
 
 def planner_lodo_conformal(
@@ -493,37 +485,125 @@ def planner_lodo_conformal(
     quantile: float = DEFAULT_CONFORMAL_QUANTILE,
     cold_start: bool = False,
     forecasts: Mapping[TreeKey, TreeForecasts] | None = None,
+    every_epoch: bool = False,
+    epoch_buckets: Sequence[int] | None = None,
 ) -> tuple[dict[TreeKey, Choice], dict[str, Any]]:
     """The planner with per-plan-kind conformal margins, leave-one-dataset-out.
 
     For each held-out dataset, the margins come from the residuals
     (:func:`plan_residuals`) of the *other* datasets' trees only (each forecast by its own
-    leave-one-dataset-out predictor), then :func:`plan_tree` runs with ``Margin(0, 0,
-    cold_start)`` and those margins.
+    leave-one-dataset-out predictor), then :func:`plan_tree` (or, with ``every_epoch``,
+    :func:`plan_tree_every_epoch`, residuals of plans ending at every epoch) runs with
+    ``Margin(0, 0, cold_start)`` and those margins.
 
     Returns:
         ``(choices, details)``; details per held-out dataset: the margins (fractions) and
         the number of calibration residuals.
     """
-    given = dict(forecasts or {})
-    fcs = {
-        t.key: given[t.key] if t.key in given else forecast_tree(t, predictor_for(t.dataset))
-        for t in trees
-    }
-    res = plan_residuals(trees, fcs)
+    fcs = _all_forecasts(trees, predictor_for, forecasts, every_epoch)
+    res = plan_residuals(trees, fcs, every_epoch)
     choices: dict[TreeKey, Choice] = {}
     details: dict[str, Any] = {}
     base = Margin(0.0, 0.0, cold_start)
     for ds in sorted({t.dataset for t in trees}):
-        cal = res[res["dataset"] != ds]
-        margins = conformal_margins(cal, quantile) if len(cal) else {}
-        for t in trees:
-            if t.dataset == ds:
-                choices[t.key] = plan_tree(t, fcs[t.key], objective, base, margins or None)
+        margins, n_cal = _plan_held_out(
+            choices, trees, fcs, res, ds, objective, base, quantile, epoch_buckets, every_epoch
+        )
         details[ds] = {
             "quantile": quantile,
             "cold_start": cold_start,
             "kind_margins": margins,
-            "n_calibration_residuals": int(len(cal)),
+            "n_calibration_residuals": n_cal,
+        }
+    return choices, details
+
+
+#: Levels the nested leave-one-dataset-out choice of :func:`planner_lodo_conformal_nested`
+#: may pick from (one-sided lower quantiles of the residuals).
+DEFAULT_QUANTILE_GRID: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+
+#: First decision epochs of the conformal margins' epoch buckets for the per-epoch planner:
+#: the origin buckets of the ``greenpath`` predictor (no training origin before 10, then
+#: 10-14, 15-24, 25-34, >= 35), fixed before any planner result was seen.
+DEFAULT_EPOCH_BUCKETS: tuple[int, ...] = (0, 10, 15, 25, 35)
+
+
+def _fold_score(
+    trees: Sequence[Tree],
+    fcs: Mapping[TreeKey, TreeForecasts],
+    res: pd.DataFrame,
+    exclude: set[str],
+    objective: Objective,
+    margin: Margin,
+    quantile: float,
+    epoch_buckets: Sequence[int] | None,
+    every_epoch: bool,
+) -> tuple[int, float]:
+    """``(violations, -mean energy saved %)`` of one level on the datasets not excluded,
+    each planned with margins from the residuals of the datasets other than it and
+    ``exclude``."""
+    plan = plan_tree_every_epoch if every_epoch else plan_tree
+    viol, saved = 0, []
+    for ds in sorted({t.dataset for t in trees} - exclude):
+        cal = res[~res["dataset"].isin(exclude | {ds})]
+        if cal.empty:
+            continue
+        m = margin.with_kind_margins(conformal_margins(cal, quantile, epoch_buckets))
+        for t in trees:
+            if t.dataset == ds:
+                c = plan(t, fcs[t.key], objective, m)
+                viol += int(objective.violation(c.val_accuracy, t.ref_accuracy))
+                saved.append(saved_pct(c.energy_j, t.ref_energy_j))
+    return viol, -float(np.mean(saved)) if saved else 0.0
+
+
+def planner_lodo_conformal_nested(
+    trees: Sequence[Tree],
+    predictor_for: Callable[[str], PredictorLike],
+    objective: Objective,
+    quantiles: Sequence[float] = DEFAULT_QUANTILE_GRID,
+    epoch_buckets: Sequence[int] | None = DEFAULT_EPOCH_BUCKETS,
+    every_epoch: bool = True,
+    cold_start: bool = False,
+    forecasts: Mapping[TreeKey, TreeForecasts] | None = None,
+    first_epoch: int = 0,
+) -> tuple[dict[TreeKey, Choice], dict[str, Any]]:
+    """Conformal margins whose level is itself chosen leave-one-dataset-out (nested).
+
+    For each held-out dataset X, every level q of ``quantiles`` is scored on the other
+    datasets: each such dataset Y is planned with margins from the residuals of the
+    datasets other than X and Y (:func:`_fold_score`). The level with the fewest
+    violations wins, then the most energy saved (``-saved`` is compared; ties go to the
+    lower, more cautious level). X is then planned with that level's margins from all
+    datasets but X. Nothing about X's outcome enters its choice. ``first_epoch``: no
+    commitment on the trunk before it (:class:`~greenpath.paths.decide.Margin`).
+
+    Returns:
+        ``(choices, details)``; details per held-out dataset: the chosen level, its
+        calibration figures, the margins (fractions) and the number of residuals.
+    """
+    fcs = _all_forecasts(trees, predictor_for, forecasts, every_epoch)
+    res = plan_residuals(trees, fcs, every_epoch)
+    base = Margin(0.0, 0.0, cold_start, first_epoch=int(first_epoch))
+    choices: dict[TreeKey, Choice] = {}
+    details: dict[str, Any] = {}
+    for ds in sorted({t.dataset for t in trees}):
+        scored = sorted(
+            (_fold_score(trees, fcs, res, {ds}, objective, base, q, epoch_buckets, every_epoch), q)
+            for q in quantiles
+        )
+        (viol, neg), q = scored[0]
+        margins, n_cal = _plan_held_out(
+            choices, trees, fcs, res, ds, objective, base, q, epoch_buckets, every_epoch
+        )
+        details[ds] = {
+            "quantile": q,
+            "calibration_violations": viol,
+            "calibration_saved_pct": -neg,
+            "epoch_buckets": list(epoch_buckets) if epoch_buckets is not None else None,
+            "cold_start": cold_start,
+            "first_epoch": int(first_epoch),
+            "kind_margins": margins,
+            "n_calibration_residuals": n_cal,
         }
     return choices, details

@@ -26,6 +26,7 @@ from greenpath.paths.planner import (
     margin_grid,
     planner_lodo,
     planner_lodo_conformal,
+    planner_lodo_conformal_nested,
 )
 from greenpath.paths.report import outcome_table, summarize
 from greenpath.paths.tree import Tree, build_trees
@@ -126,6 +127,7 @@ def run_strategies(
     flagged: set[str] | None = None,
     fixed_stops: Sequence[int] | None = None,
     grid: Sequence[Margin] | None = None,
+    first_epoch: int = 0,
 ) -> dict[str, Any]:
     """Every strategy on ``trees``; returns the figures (see ``docs/paths.md``).
 
@@ -134,15 +136,20 @@ def run_strategies(
         objective_name, tolerance, lam: the objective (see :mod:`greenpath.paths.objectives`).
         predictor_for: ``dataset -> predictor`` for the planner; ``None`` skips it.
         flagged: chance-level datasets, reported separately.
-        fixed_stops: stop epochs of the fixed-stop baselines (default: the decision epochs
-            >= 1 of the first tree).
+        fixed_stops: stop epochs of the fixed-stop baselines (default: every epoch
+            1..E-1 of the first tree).
         grid: safety margins for the planner's calibration.
+        first_epoch: the per-epoch planner commits on the trunk from this epoch on.
     """
     obj = get_objective(objective_name, tolerance, lam)
     flagged = set(flagged or ())
     oracles = {t.key: S.oracle(t, obj) for t in trees}
     strategies: dict[str, tuple[str, Mapping]] = {}
     strategies["oracle"] = ("best candidate path of the measured tree (hindsight)", oracles)
+    strategies["oracle_every_epoch"] = (
+        "best path of the measured tree stopped at any epoch (hindsight)",
+        {t.key: S.oracle(t, obj, every_epoch=True) for t in trees},
+    )
     strategies["full_trunk"] = (
         "the reference: trunk to the last epoch",
         {t.key: S.full_trunk(t) for t in trees},
@@ -157,7 +164,10 @@ def run_strategies(
     else:
         extra["paper_skipped"] = "needs >= 2 datasets (leave-one-dataset-out fit)"
     if predictor_for is not None:
-        fcs = {t.key: forecast_tree(t, predictor_for(t.dataset)) for t in trees}
+        every = {
+            t.key: forecast_tree(t, predictor_for(t.dataset), range(t.last_epoch)) for t in trees
+        }
+        fcs = {t.key: {d: every[t.key][d] for d in t.decision_epochs} for t in trees}
         choices, details = planner_lodo(trees, predictor_for, obj, grid, forecasts=fcs)
         strategies["planner"] = (
             "greenpath planner: forecast every option at each decision epoch, safety "
@@ -172,6 +182,16 @@ def run_strategies(
             c_choices,
         )
         extra["planner_conformal_margins"] = c_details
+        e_choices, e_details = planner_lodo_conformal_nested(
+            trees, predictor_for, obj, forecasts=every, first_epoch=first_epoch
+        )
+        strategies["planner_every_epoch"] = (
+            "greenpath planner deciding after every epoch (continue, stop now, switch where "
+            "the grid has the branch), conformal margins per plan kind and epoch bucket, "
+            "level chosen leave-one-dataset-out (nested)",
+            e_choices,
+        )
+        extra["planner_every_epoch_margins"] = e_details
     for p in PATIENCES:
         strategies[f"patience_{p}"] = (
             f"early stopping on the trunk, patience {p}, restore best (reported accuracy "
@@ -184,7 +204,7 @@ def run_strategies(
             {t.key: S.patience_stopping(t, p, restore_best=False) for t in trees},
         )
     if fixed_stops is None:
-        fixed_stops = [d for d in trees[0].decision_epochs if 1 <= d < trees[0].last_epoch]
+        fixed_stops = list(range(1, trees[0].last_epoch))
     for k in fixed_stops:
         strategies[f"stop_{k}"] = (
             f"stop the trunk after epoch {k}",

@@ -47,13 +47,15 @@ def choice_from_tree(tree: Tree, method: str, k: int, end: int, note: str = "") 
     return Choice(method, int(k), int(end), acc, en, note)
 
 
-def oracle(tree: Tree, objective: Objective) -> Choice:
+def oracle(tree: Tree, objective: Objective, every_epoch: bool = False) -> Choice:
     """The best candidate path of the measured tree under ``objective`` (hindsight).
 
-    Ties on the objective value go to the least energy, then the earliest end epoch.
-    Under ``constrained`` the full trunk is always feasible, so a choice always exists.
+    With ``every_epoch`` a path may stop at any epoch of the trunk or of a branch
+    (:meth:`Tree.candidates`); otherwise only at the decision epochs. Ties on the
+    objective value go to the least energy, then the earliest end epoch. Under
+    ``constrained`` the full trunk is always feasible, so a choice always exists.
     """
-    cand = tree.candidates()
+    cand = tree.candidates(every_epoch)
     ref = tree.ref_accuracy
     values = np.array(
         [
@@ -70,7 +72,7 @@ def oracle(tree: Tree, objective: Objective) -> Choice:
         int(r["end_epoch"]),
         float(r["val_accuracy"]),
         float(r["energy_j"]),
-        "best measured candidate",
+        "best measured candidate" + (" (stops at every epoch)" if every_epoch else ""),
     )
 
 

@@ -63,6 +63,9 @@ class Tree:
     _trunk_cache: dict[int, tuple[float, float]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _path_cache: dict[tuple[str, int], dict[int, tuple[float, float]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -111,23 +114,30 @@ class Tree:
         Raises:
             KeyError: the path or the epoch is not in the measured tree (names both).
         """
-        if method == "stop":
-            rows = self.trunk
-        else:
-            k = 0 if method == "base" else int(intervention_epoch)
-            if (method, k) not in self.paths:
-                raise KeyError(f"tree {self.key}: no measured path {method}@{k}")
-            rows = self.paths[(method, k)]
-        hit = rows[rows["epoch"] == int(end_epoch)]
-        if hit.empty:
+        path = ("base", 0) if method in ("stop", "base") else (method, int(intervention_epoch))
+        if path not in self._path_cache:
+            if path not in self.paths:
+                raise KeyError(f"tree {self.key}: no measured path {path[0]}@{path[1]}")
+            rows = self.paths[path]
+            self._path_cache[path] = {
+                int(e): (float(a), float(c))
+                for e, a, c in zip(
+                    rows["epoch"], rows["val_accuracy"], rows["energy_cum_j"], strict=True
+                )
+            }
+        hit = self._path_cache[path].get(int(end_epoch))
+        if hit is None:
             raise KeyError(
                 f"tree {self.key}: path {method}@{intervention_epoch} has no epoch {end_epoch}"
             )
-        r = hit.iloc[0]
-        return float(r["val_accuracy"]), float(r["energy_cum_j"])
+        return hit
 
-    def candidates(self) -> pd.DataFrame:
+    def candidates(self, every_epoch: bool = False) -> pd.DataFrame:
         """All candidate paths (see module docstring) with their measured outcome.
+
+        Args:
+            every_epoch: stops at every epoch (of the trunk and of each branch), not only
+                at the decision epochs; branches still start at the intervention epochs.
 
         Returns:
             DataFrame with :data:`CANDIDATE_COLUMNS`; accuracy as a fraction, energy in J.
@@ -136,7 +146,8 @@ class Tree:
         rows: list[tuple[str, int, int, float, float]] = []
         acc, en = self.outcome("base", 0, E)
         rows.append(("base", 0, E, acc, en))
-        for d in self.decision_epochs:
+        stops = range(1, E) if every_epoch else self.decision_epochs
+        for d in stops:
             if 1 <= d < E:
                 acc, en = self.outcome("stop", d, d)
                 rows.append(("stop", d, d, acc, en))
@@ -144,7 +155,7 @@ class Tree:
             if method in ("base", "stop"):
                 continue
             epochs = set(path["epoch"].astype(int))
-            ends = [d for d in self.decision_epochs if k < d < E] + [E]
+            ends = [d for d in stops if k < d < E] + [E]
             for end in ends:
                 if end in epochs:
                     acc, en = self.outcome(method, k, end)
