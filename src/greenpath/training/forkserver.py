@@ -13,9 +13,12 @@ child sets every RNG state from the job's checkpoint or seed, reads the client's
 environment (``CUDA_VISIBLE_DEVICES`` included: the server never initialises CUDA) and
 opens its own log and meter.
 
-The socket's name is keyed on the Python executable, the user and the greenpath source
-files (paths, sizes and modification times), so edited code never runs in an old server.
-The server exits after :data:`IDLE_S` seconds without a job. It is not used (the job runs
+The socket lives in Linux's abstract namespace, so it leaves no file behind (nothing in the
+temporary folder, also after a kill); the server serves only clients of its own user
+(``SO_PEERCRED``). Its name is keyed on the Python executable, the user and the greenpath
+source files (paths, sizes and modification times), so edited code never runs in an old
+server. Only one server can bind a name, so concurrent first jobs start one server between
+them. The server exits after :data:`IDLE_S` seconds without a job. It is not used (the job runs
 in its own process) when ``GREENPATH_FORKSERVER=0``, inside a SLURM job (``SLURM_JOB_ID``:
 a server started in one job's cgroup must not run another job's work), or where the
 platform has no ``fork`` or Unix sockets.
@@ -24,7 +27,6 @@ platform has no ``fork`` or Unix sockets.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -33,7 +35,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -54,17 +55,19 @@ def enabled() -> bool:
         and hasattr(os, "fork")
         and hasattr(socket, "AF_UNIX")
         and hasattr(socket, "send_fds")
+        and hasattr(socket, "SO_PEERCRED")
     )
 
 
-def socket_path() -> Path:
-    """The server's socket for this Python, user and greenpath source tree."""
+def socket_name() -> str:
+    """The server's abstract socket name (without the leading NUL) for this Python, user and
+    greenpath source tree."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(f"{sys.executable}\0{root}".encode())
     for p in sorted(root.rglob("*.py")):
         st = p.stat()
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return Path(tempfile.gettempdir()) / f"greenpath-{os.getuid()}-{h.hexdigest()[:16]}.sock"
+    return f"greenpath-forkserver-{os.getuid()}-{h.hexdigest()[:16]}"
 
 
 def _send(sock: socket.socket, obj: object, fds: list[int] | None = None) -> None:
@@ -102,43 +105,40 @@ def _recv(sock: socket.socket, with_fds: bool = False) -> tuple[object, list[int
 # ----------------------------------------------------------------------------- client
 
 
-def _connect(path: Path) -> socket.socket | None:
+def _connect(name: str) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(str(path))
+        sock.connect("\0" + name)
     except OSError:
         sock.close()
         return None
     return sock
 
 
-def _start_server(path: Path) -> socket.socket:
-    """Connect to the server at ``path``, starting it (once, under a lock) if needed.
+def _start_server(name: str) -> socket.socket:
+    """Connect to the server called ``name``, starting it if needed. Concurrent callers may
+    each start one; the first to bind the name serves, the others exit at once.
 
     Raises:
         RuntimeError: the server did not start listening (its exit status is named).
     """
-    with open(f"{path}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        sock = _connect(path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenpath.training.forkserver", name],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        sock = _connect(name)
         if sock is not None:
             return sock
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "greenpath.training.forkserver", str(path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            sock = _connect(path)
-            if sock is not None:
-                return sock
-            if proc.poll() is not None:
-                raise RuntimeError(f"training fork server exited with {proc.returncode}")
-            time.sleep(0.05)
-        raise RuntimeError(f"training fork server not listening after {START_TIMEOUT_S} s")
+        if proc.poll() is not None and (sock := _connect(name)) is None:
+            raise RuntimeError(f"training fork server exited with {proc.returncode}")
+        if sock is not None:
+            return sock
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"training fork server not listening after {START_TIMEOUT_S} s")
 
 
 class ServerUnavailable(RuntimeError):
@@ -153,8 +153,8 @@ def run_via_server(argv: list[str]) -> int:
         ServerUnavailable: no server could be started or reached (the job did not start).
     """
     try:
-        path = socket_path()
-        sock = _connect(path) or _start_server(path)
+        name = socket_name()
+        sock = _connect(name) or _start_server(name)
         request = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ)}
         _send(sock, request, [sys.stdout.fileno(), sys.stderr.fileno()])
         reply, _ = _recv(sock)
@@ -221,8 +221,15 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os._exit(status)
 
 
-def serve(path: Path, idle_s: float = IDLE_S) -> None:
-    """Import what jobs need, listen on ``path`` and fork one child per job until idle."""
+def _same_user(conn: socket.socket) -> bool:
+    """Whether the peer of ``conn`` runs as this process's user (``SO_PEERCRED``)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    return uid == os.getuid()
+
+
+def _preload() -> None:
+    """Import what every job needs, once, before the first fork (never CUDA)."""
     import torch
     import torch._dynamo  # noqa: F401 - every optimizer's first step imports it
 
@@ -232,22 +239,31 @@ def serve(path: Path, idle_s: float = IDLE_S) -> None:
     import greenpath.training.job  # noqa: F401
 
     del torch
+
+
+def serve(name: str, idle_s: float = IDLE_S) -> int:
+    """Bind the abstract socket ``name``, import what jobs need, and fork one child per job
+    of this user until idle for ``idle_s`` seconds. Returns 0, or 1 when another server
+    already holds the name."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        server.bind(str(path))
+        server.bind("\0" + name)
     except OSError:
-        return  # another server got there first
+        return 1  # another server got there first; clients connect to it
     server.listen(16)
+    _preload()
     server.settimeout(idle_s)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
-    try:
+    with server:
         while True:
             try:
                 conn, _ = server.accept()
             except TimeoutError:
-                return
+                return 0
             with conn:
                 conn.settimeout(None)
+                if not _same_user(conn):
+                    continue
                 try:
                     request, fds = _recv(conn, with_fds=True)
                 except (ConnectionError, ValueError):
@@ -257,11 +273,7 @@ def serve(path: Path, idle_s: float = IDLE_S) -> None:
                     _child(conn, request, fds)  # type: ignore[arg-type]
                 for fd in fds:
                     os.close(fd)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        server.close()
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]))
+    sys.exit(serve(sys.argv[1]))
