@@ -53,6 +53,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def open_fraction(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1, e.g. 0.01."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must be a fraction in (0, 1), e.g. 0.01")
+    return value
+
+
 def _write_json(obj: Any, out: Path) -> None:
     from greenpath.records.io import atomic_path
 
@@ -225,7 +236,7 @@ def _p_evaluate(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--zero-accuracy",
-        type=float,
+        type=open_fraction,
         metavar="FRACTION",
         help="read validation accuracies of exactly 0 as FRACTION (fitting inputs, histories "
         "and truth); the authors' analysis does this with 0.01 (their all_data.csv has 0.01 "

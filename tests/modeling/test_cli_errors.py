@@ -60,13 +60,16 @@ def test_params_unknown_keys_are_refused(tmp_path, capsys, toy_records):
     assert "energy_variant" in predictor_parameters("paper")
 
 
-def test_zero_accuracy_flag_reaches_the_evaluation(tmp_path, toy_records):
+def test_zero_accuracy_flag_reaches_the_evaluation(tmp_path, toy_records, capsys):
     rec = write_records(toy_records, tmp_path / "toy.parquet")
     out = tmp_path / "ev.json"
     argv = ["evaluate", "--lodo", "--predictor", "persistence", "--records", str(rec)]
     assert main([*argv, "--zero-accuracy", "0.01", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["protocol"]["zero_accuracy"] == 0.01
-    assert main([*argv, "--zero-accuracy", "1.5", "--out", str(out)]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--zero-accuracy", "1.5", "--out", str(out)])
+    assert exc.value.code == 2
+    assert "argument --zero-accuracy: 1.5 must be a fraction" in capsys.readouterr().err
 
 
 @pytest.mark.slow
