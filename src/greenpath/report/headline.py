@@ -275,7 +275,8 @@ def conclude(rows: Sequence[StrategyRow], tolerance_points: float) -> list[str]:
     patience = [r for r in cands if r.role == "patience"]
     if patience and best.role != "patience":
         p = min(patience, key=_rank)
-        d = best.energy_saved_pct - p.energy_saved_pct
+        # the difference of the figures as shown, so that the reader's arithmetic agrees
+        d = round(best.energy_saved_pct, 1) - round(p.energy_saved_pct, 1)
         more = "more" if d >= 0 else "less"
         out.append(
             f"That is {abs(d):.1f} points {more} than the best patience early stopping, "
