@@ -161,7 +161,7 @@ def test_energy_provenance_words():
     rec = make_records()
     assert energy_provenance(rec).startswith("mixed: 91 %")
     measured = rec.assign(energy_cpu_estimate=False, energy_cpu_source="rapl")
-    assert energy_provenance(measured) == "measured (CPU: rapl, DRAM: rapl)"
+    assert energy_provenance(measured) == "measured (CPU: RAPL, DRAM: RAPL)"
     est = rec.assign(energy_dram_estimate=True, energy_dram_j=np.nan)  # null: not measured
     assert energy_provenance(est).startswith("estimated: every joule is a modelled estimate")
 

@@ -58,6 +58,14 @@ REGRET_UNITS: dict[str, str] = {
     "weighted": "accuracy points",
 }
 
+#: Energy sources of the records (``energy_<c>_source``) in words; others as they are.
+SOURCE_WORDS: dict[str, str] = {
+    "imported": "imported from the published data",
+    "nvml_counter": "NVML energy counter",
+    "nvml_power_integration": "NVML power readings",
+    "rapl": "RAPL",
+}
+
 _TABLE = "border-collapse:collapse;margin:0.4em 0;font-size:0.9em"
 _TH = "text-align:right;padding:0.2em 0.5em;border-bottom:1px solid #999;vertical-align:bottom"
 _TD = "text-align:right;padding:0.2em 0.5em;border-bottom:1px solid #ddd"
@@ -208,7 +216,7 @@ def energy_provenance(records: pd.DataFrame | None) -> str:
         )
         est_j += float(vals[ok & flags].sum())
         all_j += float(vals[ok].sum())
-        measured |= {f"{c.upper()}: {s}" for s in src[ok & ~flags].unique()}
+        measured |= {f"{c.upper()}: {SOURCE_WORDS.get(s, s)}" for s in src[ok & ~flags].unique()}
         if (ok & flags).any():
             modelled.add(c.upper())
     if all_j <= 0:
@@ -364,7 +372,8 @@ def _headline_table(h: Headline) -> str:
         bold = ";font-weight:bold" if r.role == "bound" else ""
         body.append(
             f'<tr data-strategy="{html.escape(r.key)}">'
-            f'<td style="{_TD};text-align:left{bold}">{html.escape(r.label)}</td>'
+            f'<td style="{_TD};text-align:left;white-space:nowrap{bold}">'
+            f"{html.escape(r.label)}</td>"
             + _cell(r.energy_saved_pct, _fmt(r.energy_saved_pct, ".1f"), "energy_saved_pct")
             + _cell(
                 r.accuracy_change_pts, _fmt(r.accuracy_change_pts, "+.2f"), "accuracy_change_pts"
@@ -399,7 +408,7 @@ def _published_table(h: Headline) -> str:
     )
     left = f"{_TD};text-align:left"
     rows = [
-        f'<tr><td style="{left}">paper, published (12 datasets, score objective)</td>'
+        f'<tr><td style="{left}">paper, published (12 datasets, score)</td>'
         f'<td style="{left}">{html.escape(strategy_label("paper"))}</td>'
         f'<td style="{_TD}">{PUBLISHED["energy_saved_pct"]:.1f}</td>'
         f'<td style="{_TD}">{PUBLISHED["accuracy_change"]}*</td>'
@@ -407,7 +416,7 @@ def _published_table(h: Headline) -> str:
     ]
     for r in AUTHORS_PROTOCOL:
         rows.append(
-            f'<tr><td style="{left}">authors\' analysis on the 9 EAT-IT datasets '
+            f'<tr><td style="{left}">authors\' analysis, these 9 datasets '
             f"(constrained, 1 point)</td>"
             f'<td style="{left}">{html.escape(strategy_label(r["strategy"]))}</td>'
             f'<td style="{_TD}">{r["energy_saved_pct"]:.1f}</td>'
