@@ -545,7 +545,8 @@ def per_dataset_html(table: pd.DataFrame, study: str = "") -> str:
     body = []
     for key, g in table.groupby("strategy", sort=False):
         g = g.set_index("dataset")
-        cells = [f'<td style="{_TD};text-align:left">{html.escape(g["label"].iloc[0])}</td>']
+        label = html.escape(g["label"].iloc[0])
+        cells = [f'<td style="{_TD};text-align:left;white-space:nowrap">{label}</td>']
         for d in datasets:
             if d not in g.index:
                 cells.append(f'<td style="{_TD}">&ndash;</td><td style="{_TD}">&ndash;</td>')
@@ -554,7 +555,7 @@ def per_dataset_html(table: pd.DataFrame, study: str = "") -> str:
             v = r["violations"]
             bad = np.isfinite(v) and v > 0
             mark = f" &#10007;{int(v)}/{int(r['n_trees'])}" if bad else ""
-            shade = ";" + _VIOLATION if bad else ""
+            shade = (";white-space:nowrap;" + _VIOLATION) if bad else ""
             cells.append(
                 f'<td style="{_TD}{shade}">{_fmt(r["energy_saved_pct"], ".1f")}</td>'
                 f'<td style="{_TD}{shade}" data-violations="{int(v) if np.isfinite(v) else ""}">'
@@ -564,8 +565,9 @@ def per_dataset_html(table: pd.DataFrame, study: str = "") -> str:
     return (
         f'<section class="greenpath-per-dataset" style="{_FONT}">'
         f'<h3 style="margin:0.3em 0">{title}</h3>'
-        f'<table style="{_TABLE}"><thead><tr><th style="{_TH};text-align:left" rowspan="2">'
-        f"strategy</th>{top}</tr><tr>{sub}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f'<div style="overflow-x:auto"><table style="{_TABLE}"><thead><tr>'
+        f'<th style="{_TH};text-align:left" rowspan="2">strategy</th>{top}</tr><tr>{sub}</tr>'
+        f"</thead><tbody>{''.join(body)}</tbody></table></div>"
         '<p style="font-size:0.8em;color:#555;margin:0">Energy saved: % of the full '
         "trunk&#39;s energy, mean over the dataset&#39;s seeds; accuracy change: points against "
         "the full trunk. Shaded, with &#10007; trees/seeds: the dataset&#39;s trees where the "
