@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from greenpath.report.names import strategy_label, strategy_role, strategy_sort_key
+from greenpath.report.tables import strategy_items
 
 #: The study name of the paper's EAT-IT data (``greenpath.modeling.eatit``).
 EATIT_STUDY = "eatit"
@@ -135,24 +136,10 @@ class Headline:
         return self.study == EATIT_STUDY
 
 
-def strategies(paths_json: Any) -> list[tuple[str, Mapping[str, Any]]]:
-    """``(key, summary)`` pairs of the paths output (a map or a list of named summaries)."""
-    if not paths_json:
-        return []
-    s = paths_json.get("strategies", paths_json) if isinstance(paths_json, Mapping) else paths_json
-    if isinstance(s, Mapping):
-        return [(str(k), v) for k, v in s.items() if isinstance(v, Mapping)]
-    out = []
-    for item in s or []:
-        if isinstance(item, Mapping) and (item.get("name") or item.get("strategy")):
-            out.append((str(item.get("name") or item.get("strategy")), item))
-    return out
-
-
 def strategy_rows(paths_json: Any, subset: str = "all") -> list[StrategyRow]:
     """Every strategy's pooled figures, in display order (:func:`strategy_sort_key`)."""
     rows = []
-    for i, (key, s) in enumerate(strategies(paths_json)):
+    for i, (key, s) in enumerate(strategy_items(paths_json)):
         p = (s.get("pooled") or {}).get(subset) or {}
         rows.append(
             (
@@ -175,7 +162,7 @@ def strategy_rows(paths_json: Any, subset: str = "all") -> list[StrategyRow]:
 def _trees(paths_json: Any) -> tuple[list[str], list[int]]:
     datasets: set[str] = set()
     seeds: set[int] = set()
-    for _, s in strategies(paths_json):
+    for _, s in strategy_items(paths_json):
         for t in s.get("per_tree") or []:
             if t.get("dataset") is not None:
                 datasets.add(str(t["dataset"]))
@@ -482,7 +469,7 @@ def per_dataset_table(paths_json: Any) -> pd.DataFrame:
     """
     order = {r.key: i for i, r in enumerate(strategy_rows(paths_json))}
     rows = []
-    for key, s in strategies(paths_json):
+    for key, s in strategy_items(paths_json):
         if strategy_role(key) == "reference":
             continue
         for d in s.get("per_dataset") or []:

@@ -127,7 +127,9 @@ def load_json(path: str | os.PathLike[str] | None) -> Any:
         raise ValueError(f"{p} is not valid JSON ({exc}); rerun the rule that writes it") from exc
 
 
-def _strategies(paths_json: Any) -> list[tuple[str, Mapping[str, Any]]]:
+def strategy_items(paths_json: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(key, summary)`` pairs of a paths output: a ``strategies`` map, or a list of
+    summaries named by ``name`` (or ``strategy``)."""
     if not paths_json:
         return []
     s = paths_json.get("strategies", paths_json) if isinstance(paths_json, Mapping) else paths_json
@@ -163,7 +165,7 @@ def strategy_table(paths_json: Any, subset: str = "all") -> pd.DataFrame:
         losing more than the tolerance), ``regret`` (mean, objective's unit), ``n_trees``.
     """
     rows = []
-    for name, s in _strategies(paths_json):
+    for name, s in strategy_items(paths_json):
         pooled = s.get("pooled", {})
         p = pooled.get(subset) or {}
         rows.append(
@@ -209,7 +211,7 @@ def strategy_choices(paths_json: Any) -> pd.DataFrame:
         "energy_j",
     ]
     rows = []
-    for name, s in _strategies(paths_json):
+    for name, s in strategy_items(paths_json):
         for r in s.get("per_tree") or []:
             rows.append({"strategy": name, **{c: r.get(c) for c in cols[1:]}})
     df = pd.DataFrame(rows, columns=cols)
