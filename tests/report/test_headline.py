@@ -245,6 +245,8 @@ def test_no_report_page_has_internal_words(tmp_path, toy_doc):
         for word in FORBIDDEN:
             assert word not in text, (p.name, word)
         assert not re.search(r"\b(patience|stop)_\d", re.sub(r'data-strategy="[^"]*"', "", text))
+    # the summary says where the joules came from too (here: CPU modelled, DRAM measured)
+    assert "Energy of this run: mixed: 91 %" in (tmp_path / "toy" / "summary.html").read_text()
 
 
 def test_standalone_page_has_headline_first_and_captions(tmp_path):

@@ -198,7 +198,7 @@ def build_study_report(
         strategies_without_flagged=strategy_table(paths_json, "without_flagged"),
         flagged=head.flagged,
         regret_unit=head.regret_unit,
-        notes=rep.notes,
+        notes=[f"Energy of this run: {head.energy}.", *rep.notes],
     )
     rep.files.append(write_text(out / "summary.html", page))
     rep.files.append(
