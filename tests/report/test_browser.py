@@ -266,6 +266,11 @@ def test_default_run_report_opens_with_the_headline_of_its_paths_output():
                     assert cells[(name, field)] == pooled[key], (p.stem, name, field)
                     checked += 1
         assert checked >= 8, (p.stem, checked)
+    # no internal words in what the page shows (scripts left out: Snakemake's bundled Vega
+    # library has a comment "explicit target set")
+    shown = re.sub(r"<(script|style)\b.*?</\1>", "", res.dom, flags=re.DOTALL | re.IGNORECASE)
+    for word in ("Issue", "issue 4", "target set"):
+        assert word not in shown, word
     # the first study's headline table ends within the first screen
     boxes = re.search(r'<pre id="greenpath-headline-boxes">(.*?)</pre>', res.dom).group(1)
     first = boxes.split()[0].split(":")
