@@ -5,8 +5,8 @@ builder and a handler there):
 
 - ``import-eatit --src DIR --out FILE.parquet [--energy nvidia|codecarbon]``
 - ``fit --records FILE... --predictor NAME --out MODEL.json``
-- ``evaluate --model MODEL.json --records FILE... --out EVAL.json``
-- ``evaluate --lodo --predictor NAME --records FILE... --out EVAL.json``
+- ``evaluate --model MODEL.json --records FILE... --out EVAL.json [--zero-accuracy 0.01]``
+- ``evaluate --lodo --predictor NAME --records FILE... --out EVAL.json [--zero-accuracy 0.01]``
 - ``paths --model MODEL.json --records FILE... --objective constrained|score|weighted
   --tolerance 0.01 [--lam X] --out PATHS.json`` (calls ``greenpath.paths.run_paths``)
 - ``gpus [--config FILE]``: the GPUs a run would train on (one job per GPU); one line
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import logging
 import sys
@@ -29,6 +30,40 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("greenpath")
+
+#: Top-level help (plain text: argparse prints it as it is).
+DESCRIPTION = (
+    "greenpath: measure, predict and cut the energy of neural-network training. "
+    "Import the paper's EAT-IT data, fit and evaluate predictors of accuracy and energy, "
+    "choose training paths, or run one controlled training run."
+)
+
+RECORDS_HELP = (
+    "record-schema Parquet file(s) or folder(s) of them, e.g. results/records.parquet "
+    "(written by the workflow or `greenpath import-eatit`)"
+)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the flag in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1, e.g. 0.01."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must be a fraction in (0, 1), e.g. 0.01")
+    return value
 
 
 def _write_json(obj: Any, out: Path) -> None:
@@ -44,15 +79,43 @@ def _trajectories(files: Sequence[Path]):
     return build_trajectories(read_records(list(files)))
 
 
-def _params(text: str | None) -> dict[str, Any]:
+def predictor_parameters(name: str) -> list[str]:
+    """Parameter names a registered predictor's constructor takes (``**params`` excluded)."""
+    from greenpath.modeling.base import get_predictor
+
+    names: list[str] = []
+    for cls in type(get_predictor(name)).__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                names.append(p.name)
+    return sorted(set(names))
+
+
+def _params(text: str | None, predictor: str | None = None) -> dict[str, Any]:
+    """``--params`` as a dict; keys the predictor does not take are refused.
+
+    Raises:
+        ValueError: not a JSON object, or an unknown key (names the known ones).
+    """
     if not text:
         return {}
     try:
         val = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"--params must be a JSON object, got {text!r}: {exc}") from exc
+        raise ValueError(f"--params must be a JSON object, got {text!r}: {exc}") from exc
     if not isinstance(val, dict):
-        raise SystemExit(f"--params must be a JSON object, got {text!r}")
+        raise ValueError(f"--params must be a JSON object, got {text!r}")
+    if predictor:
+        known = predictor_parameters(predictor)
+        unknown = sorted(set(val) - set(known))
+        if unknown:
+            takes = f"it takes {', '.join(known)}" if known else "it takes no parameters"
+            raise ValueError(
+                f"--params: predictor {predictor!r} has no parameter {unknown}; {takes}"
+            )
     return val
 
 
@@ -79,7 +142,9 @@ def cmd_fit(a: argparse.Namespace) -> int:
     from greenpath.modeling.base import get_predictor
     from greenpath.modeling.io import save
 
-    model = get_predictor(a.predictor, **_params(a.params)).fit(_trajectories(a.records))
+    model = get_predictor(a.predictor, **_params(a.params, a.predictor)).fit(
+        _trajectories(a.records)
+    )
     save(model, a.out)
     print(f"fitted {a.predictor} on {len(model.trained_datasets)} datasets -> {a.out}")
     return 0
@@ -88,17 +153,20 @@ def cmd_fit(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from greenpath.modeling.evaluate import evaluate_lodo, evaluate_model
 
+    if a.lodo and not a.predictor:
+        raise ValueError("evaluate --lodo needs --predictor NAME")
+    if not a.lodo and not a.model:
+        raise ValueError("evaluate needs --model MODEL.json, or --lodo --predictor NAME")
+    if not a.lodo and a.params:
+        raise ValueError("--params goes with --lodo --predictor NAME (a fitted model has its own)")
+    params = _params(a.params, a.predictor) if a.lodo else {}
     traj = _trajectories(a.records)
     if a.lodo:
-        if not a.predictor:
-            raise SystemExit("evaluate --lodo needs --predictor NAME")
-        res = evaluate_lodo(traj, a.predictor, _params(a.params))
+        res = evaluate_lodo(traj, a.predictor, params, zero_accuracy=a.zero_accuracy)
     else:
-        if not a.model:
-            raise SystemExit("evaluate needs --model MODEL.json, or --lodo --predictor NAME")
         from greenpath.modeling.io import load
 
-        res = evaluate_model(load(a.model), traj)
+        res = evaluate_model(load(a.model), traj, zero_accuracy=a.zero_accuracy)
     _write_json(res, a.out)
     pooled = res["pooled"]["all"]["one_step"]
     if pooled.get("n"):
@@ -114,7 +182,7 @@ def cmd_paths(a: argparse.Namespace) -> int:
     try:
         from greenpath.paths import run_paths  # type: ignore[attr-defined]
     except ImportError as exc:
-        raise SystemExit(f"greenpath.paths.run_paths is not available: {exc}") from exc
+        raise RuntimeError(f"greenpath.paths.run_paths is not available: {exc}") from exc
     res = run_paths(
         model_path=Path(a.model),
         records=[Path(r) for r in a.records],
@@ -170,26 +238,42 @@ def _p_import(p: argparse.ArgumentParser) -> None:
 
 
 def _p_fit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--records", type=Path, nargs="+", required=True)
+    p.add_argument("--records", type=Path, nargs="+", required=True, help=RECORDS_HELP)
     p.add_argument(
         "--predictor", required=True, choices=_predictor_names(), help="predictor to fit"
     )
-    p.add_argument("--params", help="predictor parameters as a JSON object")
+    p.add_argument(
+        "--params",
+        help='predictor parameters as a JSON object, e.g. \'{"acc_model": "ols"}\'; '
+        "unknown keys are refused",
+    )
     p.add_argument("--out", type=Path, required=True, help="model JSON to write")
 
 
 def _p_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="model JSON from `greenpath fit`")
-    p.add_argument("--records", type=Path, nargs="+", required=True)
+    p.add_argument("--records", type=Path, nargs="+", required=True, help=RECORDS_HELP)
     p.add_argument("--lodo", action="store_true", help="leave-one-dataset-out refits")
     p.add_argument("--predictor", choices=_predictor_names(), help="predictor (with --lodo)")
-    p.add_argument("--params", help="predictor parameters as a JSON object (with --lodo)")
+    p.add_argument(
+        "--params",
+        help="predictor parameters as a JSON object (with --lodo); unknown keys are refused",
+    )
+    p.add_argument(
+        "--zero-accuracy",
+        type=open_fraction,
+        metavar="FRACTION",
+        help="read validation accuracies of exactly 0 as FRACTION (fitting inputs, histories "
+        "and truth); the authors' analysis does this with 0.01 (their all_data.csv has 0.01 "
+        "where history.csv has 0), so 0.01 reproduces the paper's score MAPE on EAT-IT "
+        "(default: keep zeros)",
+    )
     p.add_argument("--out", type=Path, required=True, help="evaluation JSON to write")
 
 
 def _p_paths(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="model JSON from `greenpath fit`")
-    p.add_argument("--records", type=Path, nargs="+", required=True)
+    p.add_argument("--records", type=Path, nargs="+", required=True, help=RECORDS_HELP)
     p.add_argument(
         "--objective", choices=["constrained", "score", "weighted"], default="constrained"
     )
@@ -228,7 +312,7 @@ COMMANDS: dict[
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser with every subcommand of :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(prog="greenpath", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="greenpath", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (build, handler, help_) in COMMANDS.items():

@@ -8,6 +8,8 @@ standalone page).
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -185,13 +187,18 @@ def test_snakemake_report_renders_in_chromium(tmp_path):
     html = tmp_path / "results/report.html"
     run = subprocess.run([*smk, "--report", str(html)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    # every figure is in the report: 3 per dataset x 2 datasets + predictions + summary
+    # every figure is in the report: 3 per dataset x 2 datasets + predictions + summary,
+    # the headline and the per-dataset table
     log = run.stderr + run.stdout
-    assert log.count("Adding ") == 8, log[-2000:]
+    assert log.count("Adding ") == 10, log[-2000:]
 
     start = render(html, window_size=(1400, 1000))
     assert start.js_errors == [], start.js_errors
     assert "Snakemake" in start.dom and "Results" in start.dom
+    # the start page opens with the study's headline (no paths stage here: it says so)
+    assert 'id="headline-toy"' in start.dom
+    assert start.dom.index('id="headline-toy"') < start.dom.index("How this report was made")
+    assert "No paths output for this study yet" in start.dom
 
     shot = tmp_path / "report.png"
     res = render(html, shot, window_size=(1400, 1000), extra_js=open_result_js("energy_accuracy"))
@@ -204,3 +211,68 @@ def test_snakemake_report_renders_in_chromium(tmp_path):
     assert nonblank_fraction(shot, box=fig_box) > 0.02
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "report_screenshot.png")
+
+
+# ------------------------------------------------------- the default run's own report
+
+#: JavaScript run after load: the position of every headline and its table on the page.
+_HEADLINE_BOX_JS = (
+    "var out=[];document.querySelectorAll('section.greenpath-headline').forEach(function(s){"
+    "var t=s.querySelector('table');var r=(t||s).getBoundingClientRect();"
+    "out.push(s.id+':'+Math.round(s.getBoundingClientRect().top)+':'+Math.round(r.bottom));});"
+    "var pre=document.createElement('pre');pre.id='greenpath-headline-boxes';"
+    "pre.textContent=out.join(' ')+' viewport:'+window.innerHeight;document.body.appendChild(pre);"
+)
+
+
+def _headline_cells(dom: str, study: str) -> dict[tuple[str, str], float]:
+    m = re.search(rf'<section[^>]*id="headline-{study}".*?</section>', dom, flags=re.DOTALL)
+    assert m, f"no headline of study {study} in the report"
+    cells = {}
+    for row in re.finditer(r'<tr data-strategy="([^"]+)">(.*?)</tr>', m.group(0), re.DOTALL):
+        for field, value in re.findall(r'data-field="(\w+)" data-value="([^"]+)"', row.group(2)):
+            cells[(row.group(1), field)] = float(value)
+    return cells
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_default_run_report_opens_with_the_headline_of_its_paths_output():
+    """After `snakemake --cores N` and `snakemake --report results/report.html`: the report's
+    first screen shows each study's headline, with the figures of the same run's paths
+    output (``results/paths/<study>.json``, ``pooled.all``)."""
+    report = REPO / "results" / "report.html"
+    paths = sorted((REPO / "results" / "paths").glob("*.json"))
+    if not report.is_file() or not paths:
+        pytest.skip("no default run here: run the workflow, then --report results/report.html")
+    if report.stat().st_mtime < max(p.stat().st_mtime for p in paths):
+        pytest.skip("results/report.html is older than the paths output: build it again")
+    res = render(report, window_size=(1400, 1000), extra_js=_HEADLINE_BOX_JS)
+    assert res.js_errors == [], res.js_errors
+    fields = {
+        "energy_saved_pct": "energy_saved_pct_mean",
+        "accuracy_change_pts": "accuracy_change_pts_mean",
+        "violations": "violations",
+        "regret": "regret_mean",
+    }
+    for p in paths:
+        doc = json.loads(p.read_text())
+        cells = _headline_cells(res.dom, p.stem)
+        checked = 0
+        for name, s in doc["strategies"].items():
+            pooled = s["pooled"]["all"]
+            for field, key in fields.items():
+                if name != "full_trunk" and pooled.get(key) is not None:
+                    assert cells[(name, field)] == pooled[key], (p.stem, name, field)
+                    checked += 1
+        assert checked >= 8, (p.stem, checked)
+    # no internal words in what the page shows (scripts left out: Snakemake's bundled Vega
+    # library has a comment "explicit target set")
+    shown = re.sub(r"<(script|style)\b.*?</\1>", "", res.dom, flags=re.DOTALL | re.IGNORECASE)
+    for word in ("Issue", "issue 4", "target set"):
+        assert word not in shown, word
+    # the first study's headline table ends within the first screen
+    boxes = re.search(r'<pre id="greenpath-headline-boxes">(.*?)</pre>', res.dom).group(1)
+    first = boxes.split()[0].split(":")
+    viewport = int(boxes.rsplit("viewport:", 1)[1])
+    assert 0 <= int(first[1]) and int(first[2]) <= viewport, boxes

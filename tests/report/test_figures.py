@@ -115,19 +115,21 @@ def test_energy_accuracy_points_front_and_choices(records):
         "end:quant@2",
         "end:stop@2",
     ]
-    assert ends["end:base@0"].get_xdata()[0] == pytest.approx(440.0 / J_PER_KWH)
+    # the largest cumulative energy of alpha is 440 J: the axis is in J
+    assert ends["end:base@0"].get_xdata()[0] == pytest.approx(440.0)
     assert ends["end:base@0"].get_ydata()[0] == pytest.approx(90.0)
     (front,) = gid_lines(ax, "pareto")
-    np.testing.assert_allclose(front.get_xdata(), np.array([220, 352, 440]) / J_PER_KWH)
+    np.testing.assert_allclose(front.get_xdata(), [220, 352, 440])
     np.testing.assert_allclose(front.get_ydata(), [85.0, 88.0, 90.0])
     (oracle,) = gid_lines(ax, "choice:oracle")
     (planner,) = gid_lines(ax, "choice:planner")
-    assert oracle.get_xdata()[0] == pytest.approx(330.0 / J_PER_KWH)
+    assert oracle.get_xdata()[0] == pytest.approx(330.0)
     assert planner.get_ydata()[0] == pytest.approx(88.0)
-    assert ax.get_xlabel() == "cumulative energy (kWh)"
+    assert ax.get_xlabel() == "cumulative energy (J)"
     assert axes[0].get_ylabel().endswith("(%)")
     legend = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
-    assert "oracle's choice" in legend and "planner's choice" in legend
+    assert "chosen by: oracle (best measured path, in hindsight)" in legend
+    assert "chosen by: planner (calibrated safety margin)" in legend
 
 
 def test_energy_accuracy_without_choices(records):
@@ -176,7 +178,8 @@ def test_energy_breakdown_bars_hatch_estimates(records):
 def test_energy_scale_units():
     assert energy_scale(500.0) == (1.0, "J")
     assert energy_scale(2.5e3) == (1e3, "kJ")
-    assert energy_scale(7e6) == (1e6, "MJ")
+    assert energy_scale(3.5e5) == (1e3, "kJ")  # just under 0.1 kWh
+    assert energy_scale(7e6) == (J_PER_KWH, "kWh")
 
 
 # ---------------------------------------------------------------------- predictions

@@ -2,7 +2,7 @@
 
 Snakemake hands a named input of one file to the script as a plain string; the script
 turned it into a list of characters, so the workflow's report never showed the run's own
-evaluation ("No evaluation JSON for this study yet"). Here the script runs through its
+evaluation ("No evaluation output for this study yet"). Here the script runs through its
 Snakemake branch with Snakemake's own ``InputFiles``.
 """
 
@@ -52,7 +52,7 @@ def test_rule_report_shows_the_runs_evaluation(tmp_path):
     )
     runpy.run_path(str(SCRIPT), init_globals={"snakemake": sm})
     summary = (out / "summary.html").read_text()
-    assert "No evaluation JSON" not in summary
+    assert "No evaluation output" not in summary
     # the run's predictor row with EVAL's pooled one-step MAPEs (5.0, 10.0, 12.5 %, n 2)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", summary))
-    assert "leave-one-dataset-out) persistence 5.0 10.0 12.5 2 " in text
+    assert "leave-one-dataset-out persistence (last epoch) 5.0 10.0 12.5 2 " in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -113,7 +114,7 @@ def test_summary_html_shows_ours_and_published():
     assert page.startswith("<!DOCTYPE html>")
     for text in (
         "56.5",
-        "+2.38%",
+        "+2.38*",
         "81.2",
         "59.4",
         "66.5",
@@ -122,14 +123,17 @@ def test_summary_html_shows_ours_and_published():
         "8.9",
         "13.3",
         "11.2",
-        "planner",
-        "persistence",
-        "-2.00 pts",
+        "planner (calibrated safety margin)",
+        "persistence (last epoch)",
+        "<td>-2.00</td>",
+        "accuracy change (points)",
+        "regret vs the oracle (points of the full trunk&#x27;s energy)",
     ):
         assert text in page, text
+    assert not re.search(r"\bpts\b", page)  # one unit: points, spelled out
     assert page.count('class="ours"') == 3  # 2 strategies + 1 predictor of this run
     empty = summary_html(strategy_table(None), mape_table(None))
-    assert "No paths JSON" in empty and "No evaluation JSON" in empty
+    assert "No paths output" in empty and "No evaluation output" in empty
 
 
 def test_load_json(tmp_path):
@@ -156,7 +160,13 @@ def test_build_study_report_writes_every_figure(tmp_path):
             "alpha.png",
             "beta.png",
         ]
-    for name in ("predictions.png", "summary.html", "index.html"):
+    for name in (
+        "predictions.png",
+        "headline.html",
+        "per_dataset.html",
+        "summary.html",
+        "index.html",
+    ):
         assert (tmp_path / "toy" / name).is_file()
     index = (tmp_path / "toy" / "index.html").read_text()
     assert index.count("data:image/png;base64,") == 7  # 3 x 2 datasets + predictions

@@ -1,4 +1,4 @@
-"""``greenpath train``: one controlled training run outside the grid (issue 9).
+"""``greenpath train``: one controlled training run outside the grid.
 
 Registered in :data:`greenpath.cli.COMMANDS` by ``add_train_parser`` / ``cmd_train``.
 """
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from greenpath.cli import positive_int
 
 
 def add_train_parser(p: argparse.ArgumentParser) -> None:
@@ -21,7 +23,9 @@ def add_train_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset-path", type=Path, help="prepared .npz (default <results>/data/<dataset>.npz)"
     )
-    p.add_argument("--epochs", type=int, help="epochs of the full run (default training.epochs)")
+    p.add_argument(
+        "--epochs", type=positive_int, help="epochs of the full run, >= 1 (default training.epochs)"
+    )
     p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     p.add_argument(
         "--model",
@@ -54,7 +58,9 @@ def add_train_parser(p: argparse.ArgumentParser) -> None:
         "the planner, because forecasts without history rest on other datasets only "
         "(docs/paths.md)",
     )
-    p.add_argument("--patience", type=int, help="patience early stopping on val accuracy")
+    p.add_argument(
+        "--patience", type=positive_int, help="patience early stopping on val accuracy, >= 1"
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
 
 

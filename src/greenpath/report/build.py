@@ -4,9 +4,13 @@ Layout under ``out_dir`` (one study):
 
 - ``learning_curves/<dataset>.png``, ``energy_accuracy/<dataset>.png``,
   ``energy_breakdown/<dataset>.png``: one figure per dataset;
+- ``headline.html``: what each strategy would have saved and what to conclude
+  (:mod:`greenpath.report.headline`; an HTML fragment);
+- ``per_dataset.html``: each strategy on each dataset (fragment);
 - ``predictions.png``: predicted vs actual with the error distribution per predictor;
 - ``summary.html``: strategy outcomes and one-step MAPE next to the paper's figures;
-- ``index.html``: a standalone page with every figure embedded (opens without Snakemake).
+- ``index.html``: a standalone page, the headline first, then every figure embedded with
+  its caption (opens without Snakemake).
 
 The same function serves the default study (records from the training grid) and imported
 studies such as EAT-IT (``greenpath.modeling.eatit.import_eatit``).
@@ -33,6 +37,12 @@ from greenpath.report.figures import (
     learning_curves_figure,
     placeholder_figure,
     predictions_figure,
+)
+from greenpath.report.headline import (
+    headline_html,
+    per_dataset_html,
+    per_dataset_table,
+    read_headline,
 )
 from greenpath.report.style import save_figure
 from greenpath.report.tables import (
@@ -176,17 +186,78 @@ def build_study_report(
         rep.notes.append(f"predictions: {source}, history {hist}, {len(p)} rows")
     rep.files.append(save_figure(fig, out / "predictions.png"))
 
+    head = read_headline(paths_json, study, records)
+    rep.files.append(write_text(out / "headline.html", headline_html(head)))
+    rep.files.append(
+        write_text(out / "per_dataset.html", per_dataset_html(per_dataset_table(paths_json), study))
+    )
     page = summary_html(
         strategy_table(paths_json),
         mape_table(evaluation),
-        title=f"{study}: strategies and predictors vs the paper",
+        title=f"{study}: strategies and predictors next to the paper",
         strategies_without_flagged=strategy_table(paths_json, "without_flagged"),
-        notes=rep.notes,
+        flagged=head.flagged,
+        regret_unit=head.regret_unit,
+        notes=[f"Energy of this run: {head.energy}.", *rep.notes],
     )
     rep.files.append(write_text(out / "summary.html", page))
-    rep.files.append(write_gallery(out, out / "index.html", title=f"greenpath report: {study}"))
+    rep.files.append(
+        write_gallery(
+            out,
+            out / "index.html",
+            title=f"greenpath report: {study}",
+            run=run_words(records, study),
+        )
+    )
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+def run_words(records: pd.DataFrame, study: str) -> str:
+    """Which run the figures come from, in words: study, datasets, seeds, epochs."""
+    n_ds = records["dataset"].nunique()
+    seeds = sorted(int(x) for x in records["seed"].dropna().unique())
+    epochs = int(records["epoch"].max()) if len(records) else 0
+    return (
+        f"study {study}: {n_ds} dataset{'s' if n_ds != 1 else ''}, "
+        f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}, {epochs} epochs"
+    )
+
+
+#: Folder -> (heading, caption template); ``{dataset}`` and ``{run}`` are filled in.
+FIGURE_CAPTIONS: dict[str, tuple[str, str]] = {
+    "learning_curves": (
+        "Validation accuracy vs epoch",
+        "Validation accuracy (%) of {dataset} against epoch ({run}): the trunk (thick "
+        "black) and every branch from its intervention epoch k (layer freezing blue, mixed "
+        "precision vermillion; one line style per k, dotted verticals at k). Mean over "
+        "seeds, band = min-max over seeds. A branch that stays close to the trunk lost "
+        "little accuracy by switching.",
+    ),
+    "energy_accuracy": (
+        "Cumulative energy vs accuracy of every path",
+        "Each path of {dataset} ({run}), one panel per seed: faint line = its epochs, dot "
+        "= its last epoch (cumulative energy in the axis unit, final validation accuracy "
+        "in %). The black step line is the Pareto front: no path reaches more accuracy "
+        "with less energy. Diamond, star and plus mark the paths the oracle, the planner "
+        "and the paper's method chose. Up and to the left is better.",
+    ),
+    "energy_breakdown": (
+        "Where the energy went",
+        "Energy per epoch of {dataset} ({run}). Left: mean per epoch of each method, "
+        "stacked GPU / CPU / DRAM; hatched segments labelled 'estimate' are modelled, not "
+        "measured. Right: total energy per epoch against epoch, per method (mean over seeds "
+        "and intervention epochs). Lower bars mean a cheaper epoch.",
+    ),
+}
+
+PREDICTIONS_CAPTION = (
+    "One-step predictions ({run}): each epoch's validation accuracy and energy predicted "
+    "from the epochs before it, leave-one-dataset-out, against the measured value. Left: "
+    "predicted vs actual per predictor, dashed line y = x (points on it are exact). Right: "
+    "absolute percentage error per predictor (box: quartiles, whiskers 1.5 IQR) with its "
+    "mean, the MAPE, above each box; lower is better."
+)
 
 
 def _img(path: Path) -> str:
@@ -194,51 +265,56 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
+def _fragment(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    return text.split("<body>", 1)[-1].rsplit("</body>", 1)[0]
+
+
+def _figure(path: Path, caption: str) -> str:
+    return f"<figure>{_img(path)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
 def write_gallery(
     study_dir: str | os.PathLike[str],
     out: str | os.PathLike[str],
     title: str = "greenpath report",
-    sections: Mapping[str, str] | None = None,
+    sections: Mapping[str, tuple[str, str]] | None = None,
+    run: str = "this run",
 ) -> Path:
-    """A standalone HTML page embedding every PNG of a study folder (base64) and its summary.
+    """A standalone HTML page of a study folder: the headline first, then the per-dataset
+    table, every PNG embedded (base64) with its caption, and the summary.
 
     Args:
         study_dir: folder written by :func:`build_study_report`.
         out: HTML path to write.
         title: page title.
-        sections: folder name -> heading (default: the three per-dataset figures).
+        sections: folder name -> (heading, caption template with ``{dataset}`` and
+            ``{run}``); default :data:`FIGURE_CAPTIONS`.
+        run: which run the figures come from, in words (:func:`run_words`).
     """
     root = Path(study_dir)
-    sections = dict(
-        sections
-        or {
-            "learning_curves": "Validation accuracy vs epoch",
-            "energy_accuracy": "Cumulative energy vs accuracy",
-            "energy_breakdown": "Energy by method and component",
-        }
-    )
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for folder, heading in sections.items():
+    sections = dict(sections or FIGURE_CAPTIONS)
+    body = [f"<h1>{html.escape(title)}</h1>", _fragment(root / "headline.html")]
+    body.append(_fragment(root / "per_dataset.html"))
+    for folder, (heading, caption) in sections.items():
         pngs = sorted((root / folder).glob("*.png"))
         if pngs:
             body.append(f"<h2>{html.escape(heading)}</h2>")
-            body += [
-                f"<figure>{_img(p)}<figcaption>{html.escape(p.stem)}</figcaption></figure>"
-                for p in pngs
-            ]
+            body += [_figure(p, caption.format(dataset=p.stem, run=run)) for p in pngs]
     if (root / "predictions.png").is_file():
-        body.append("<h2>Predicted vs actual</h2>" + _img(root / "predictions.png"))
-    summary = root / "summary.html"
-    if summary.is_file():
-        text = summary.read_text(encoding="utf-8")
-        inner = text.split("<body>", 1)[-1].rsplit("</body>", 1)[0]
-        body.append(f"<section id='summary'>{inner}</section>")
+        body.append("<h2>Predicted vs actual</h2>")
+        body.append(_figure(root / "predictions.png", PREDICTIONS_CAPTION.format(run=run)))
+    if (root / "summary.html").is_file():
+        body.append(f"<section id='summary'>{_fragment(root / 'summary.html')}</section>")
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:1em;background:#fff}"
-        "img{max-width:100%;border:1px solid #ddd}figure{margin:0.5em 0}"
+        "body{font-family:system-ui,sans-serif;margin:1em;background:#fff;color:#222}"
+        "img{max-width:100%;border:1px solid #ddd}figure{margin:0.5em 0 1.5em 0}"
+        "figcaption{font-size:0.9em;color:#333;max-width:70em}"
         "table{border-collapse:collapse}td,th{border-bottom:1px solid #ccc;padding:2px 8px}"
-        "</style></head><body>" + "\n".join(body) + "</body></html>"
+        "</style></head><body>" + "\n".join(b for b in body if b) + "</body></html>"
     )
     return write_text(out, page)

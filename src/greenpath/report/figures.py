@@ -15,8 +15,9 @@ guessing at matplotlib internals:
 - ``bar:<method>:<component>``: a stacked energy bar; ``epoch:<method>``: per-epoch energy;
 - ``scatter:<predictor>:<target>``: predicted-vs-actual points.
 
-Energy is stored in joules; figures show kWh for cumulative energy (the paper's unit) and
-J/kJ/MJ for per-epoch energy. Accuracies are fractions in the data and % on the axes.
+Energy is stored in joules; every axis shows J, kJ or kWh, chosen from the largest value
+drawn (:func:`greenpath.report.style.energy_scale`), never with an offset. Accuracies are
+fractions in the data and % on the axes.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from greenpath.report.names import predictor_label, strategy_label
 from greenpath.report.style import (
     COMPONENT_COLORS,
     ESTIMATE_HATCH,
-    J_PER_KWH,
     METHOD_LABELS,
     energy_scale,
     method_color,
@@ -252,7 +253,7 @@ def energy_accuracy_figure(
     choices: pd.DataFrame | None = None,
     highlight: Sequence[str] = ("oracle", "planner", "paper"),
 ) -> Figure:
-    """Cumulative energy (kWh) vs validation accuracy of every path, one panel per seed.
+    """Cumulative energy vs validation accuracy of every path, one panel per seed.
 
     Each path (trunk, each branch, each early stop) is a faint line through its epochs
     (cumulative energy, accuracy) ending in a marker at its last epoch. The Pareto front of
@@ -275,6 +276,7 @@ def energy_accuracy_figure(
     ends = path_endpoints(sub)
     seeds = sorted(int(s) for s in ends["seed"].unique())
     study = _study_name(sub)
+    div, unit = energy_scale(float(np.nanmax(sub["energy_cum_j"].to_numpy(float), initial=0.0)))
     with style():
         fig = Figure(figsize=(min(4.6 * len(seeds), 14.0) + 2.2, 4.4))
         axes = fig.subplots(1, len(seeds), sharey=True, squeeze=False)[0]
@@ -285,7 +287,7 @@ def energy_accuracy_figure(
                 rows = rows.sort_values("epoch")
                 c = method_color(str(method))
                 ax.plot(
-                    rows["energy_cum_j"] / J_PER_KWH,
+                    rows["energy_cum_j"] / div,
                     rows["val_accuracy"] * 100,
                     color=c,
                     alpha=0.25,
@@ -293,7 +295,7 @@ def energy_accuracy_figure(
                 )
             for r in en.itertuples():
                 ax.plot(
-                    r.energy_j / J_PER_KWH,
+                    r.energy_j / div,
                     r.val_accuracy * 100,
                     ls="none",
                     marker="o",
@@ -306,7 +308,7 @@ def energy_accuracy_figure(
             if len(front):
                 f = en.iloc[front]
                 ax.step(
-                    f["energy_j"] / J_PER_KWH,
+                    f["energy_j"] / div,
                     f["val_accuracy"] * 100,
                     where="post",
                     color="#000000",
@@ -326,7 +328,7 @@ def energy_accuracy_figure(
                         continue
                     kw = CHOICE_MARKERS.get(str(r.strategy), CHOICE_MARKERS["paper"])
                     ax.plot(
-                        r.energy_j / J_PER_KWH,
+                        r.energy_j / div,
                         r.val_accuracy * 100,
                         ls="none",
                         zorder=6,
@@ -334,8 +336,7 @@ def energy_accuracy_figure(
                         **kw,
                     )
             ax.set_title(f"seed {seed}")
-            ax.set_xlabel("cumulative energy (kWh)")
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+            ax.set_xlabel(f"cumulative energy ({unit})")
         axes[0].set_ylabel("validation accuracy at the path's last epoch (%)")
         handles = [
             Patch(color=method_color(m), label=METHOD_LABELS.get(m, m))
@@ -348,7 +349,8 @@ def energy_accuracy_figure(
             for s in highlight:
                 if s in present:
                     kw = CHOICE_MARKERS.get(s, CHOICE_MARKERS["paper"])
-                    handles.append(Line2D([], [], ls="none", label=f"{s}'s choice", **kw))
+                    label = f"chosen by: {strategy_label(s)}"
+                    handles.append(Line2D([], [], ls="none", label=label, **kw))
         axes[-1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5))
         prefix = f"{study} / " if study else ""
         fig.suptitle(f"{prefix}{dataset}: energy vs accuracy of every path")
@@ -555,13 +557,13 @@ def predictions_figure(predictions: pd.DataFrame, title: str = "") -> Figure:
                     ms=3,
                     alpha=0.55,
                     color=c,
-                    label=p,
+                    label=predictor_label(p),
                     gid=f"scatter:{p}:{target}",
                 )
                 nz = g[g["actual"].abs() > 0]
                 ape = (nz["predicted"] - nz["actual"]).abs() / nz["actual"].abs() * 100
                 errors.append(ape.to_numpy())
-                labels.append(p)
+                labels.append(predictor_label(p))
                 colors.append(c)
             if len(d):
                 lo = float(min(d["actual"].min(), d["predicted"].min())) * scale

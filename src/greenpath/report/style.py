@@ -87,6 +87,9 @@ RC: dict[str, object] = {
     "legend.frameon": False,
     "lines.linewidth": 1.4,
     "figure.constrained_layout.use": True,
+    # tick labels carry the whole value: no "1e-5" or "+1.4e2" offset text at the axis end
+    "axes.formatter.useoffset": False,
+    "axes.formatter.limits": (-9, 9),
 }
 
 
@@ -107,10 +110,18 @@ def series_color(i: int) -> str:
     return SERIES_COLORS[i % len(SERIES_COLORS)]
 
 
+#: Largest energy (J) shown in kJ; above it energies are shown in kWh (0.1 kWh and up).
+KJ_LIMIT_J: float = 0.1 * J_PER_KWH
+
+
 def energy_scale(max_j: float) -> tuple[float, str]:
-    """Display divisor and unit for energies up to ``max_j`` joules: J, kJ or MJ."""
-    if max_j >= 1e6:
-        return 1e6, "MJ"
+    """Display divisor and unit for energies up to ``max_j`` joules.
+
+    J below 1 kJ, kJ up to :data:`KJ_LIMIT_J` (0.1 kWh), kWh above: tick labels stay
+    between about 1 and 1000, so no axis needs an offset or a power of ten.
+    """
+    if max_j >= KJ_LIMIT_J:
+        return J_PER_KWH, "kWh"
     if max_j >= 1e3:
         return 1e3, "kJ"
     return 1.0, "J"
