@@ -22,6 +22,8 @@ STRATEGY_LABELS: dict[str, str] = {
     "planner": "planner (calibrated safety margin)",
     "planner_conformal": "planner (conformal margins)",
     "planner_per_epoch": "planner, deciding every epoch",
+    "planner_every_epoch": "planner, deciding every epoch",
+    "oracle_every_epoch": "oracle, stop at any epoch (hindsight)",
 }
 
 #: Parametrised strategy keys: (regular expression, label template with the groups).
