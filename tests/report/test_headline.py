@@ -77,8 +77,8 @@ def test_names_table_and_fallback():
     assert strategy_label("patience_5") == "patience 5, best epoch restored"
     assert strategy_label("stop_7") == "fixed stop after epoch 7"
     # an upstream strategy nobody named yet reads as words, with its role from its prefix
-    assert strategy_label("planner_every_epoch") == "planner every epoch"
-    assert strategy_role("planner_every_epoch") == "planner"
+    assert strategy_label("planner_by_magic") == "planner by magic"
+    assert strategy_role("planner_by_magic") == "planner"
     assert strategy_role("oracle_any_epoch") == "bound"
     assert strategy_role("something_new") == "other"
 
@@ -271,3 +271,16 @@ def test_workflow_report_texts_have_no_internal_words():
         text = p.read_text()
         for word in FORBIDDEN:
             assert word not in text, (p.name, word)
+
+
+def test_fixed_stops_shown_at_the_decision_epochs_only():
+    from greenpath.report.tables import strategy_items
+
+    summary = {"pooled": {"all": {"energy_saved_pct_mean": 1.0}}}
+    paths = {
+        "strategies": {f"stop_{k}": summary for k in range(1, 10)} | {"oracle": summary},
+        "decision_epochs": [0, 3, 5, 7],
+    }
+    assert [k for k, _ in strategy_items(paths)] == ["stop_3", "stop_5", "stop_7", "oracle"]
+    del paths["decision_epochs"]
+    assert len(strategy_items(paths)) == 10

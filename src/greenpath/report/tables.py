@@ -25,6 +25,7 @@ import html
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -129,18 +130,26 @@ def load_json(path: str | os.PathLike[str] | None) -> Any:
 
 def strategy_items(paths_json: Any) -> list[tuple[str, Mapping[str, Any]]]:
     """``(key, summary)`` pairs of a paths output: a ``strategies`` map, or a list of
-    summaries named by ``name`` (or ``strategy``)."""
+    summaries named by ``name`` (or ``strategy``). Fixed stops (``stop_<k>``) are kept only
+    at the trees' decision epochs when the output lists them (``decision_epochs``): the
+    paths output has a fixed stop at every epoch, the report shows those a grid branches at.
+    """
     if not paths_json:
         return []
     s = paths_json.get("strategies", paths_json) if isinstance(paths_json, Mapping) else paths_json
     if isinstance(s, Mapping):
-        return [(str(k), v) for k, v in s.items() if isinstance(v, Mapping)]
-    out = []
-    for item in s or []:
-        if isinstance(item, Mapping):
-            name = item.get("name") or item.get("strategy")
-            if name is not None:
-                out.append((str(name), item))
+        out = [(str(k), v) for k, v in s.items() if isinstance(v, Mapping)]
+    else:
+        out = []
+        for item in s or []:
+            if isinstance(item, Mapping):
+                name = item.get("name") or item.get("strategy")
+                if name is not None:
+                    out.append((str(name), item))
+    shown = paths_json.get("decision_epochs") if isinstance(paths_json, Mapping) else None
+    if shown:
+        keep = {f"stop_{int(k)}" for k in shown}
+        out = [(k, v) for k, v in out if not re.fullmatch(r"stop_\d+", k) or k in keep]
     return out
 
 
