@@ -2,13 +2,15 @@
 
 Standalone::
 
-    python scripts/control.py --config config/config.yaml --records results/records.parquet \\
-        --data-dir results/data --out-dir results/control [--predictor paper]
+    python scripts/control.py --config config/config.yaml --records results/default/records.parquet \\
+        --data-dir results/default/data --out-dir results/default/control \\
+        --models digits=results/default/models/paper/without_digits.json ...
 
 From Snakemake: rule ``control_closed_loop`` (workflow/rules/control.smk); reads
 ``input.records``, ``input.datasets`` (one ``.npz`` per dataset, named ``<dataset>.npz``),
-``output.table``/``markdown``/``figure``/``runs``, ``params`` (out_dir, predictor,
-objective, tolerance, patience) and ``log[0]``.
+``output.table``/``markdown``/``figure``/``runs``, ``params`` (settings: the config-shaped
+settings of the live runs; models: dataset -> model fitted without it; objective; patience;
+out_dir) and ``log[0]``.
 """
 
 import argparse
@@ -21,17 +23,17 @@ from greenpath.config import load_config
 from greenpath.control.closed_loop import closed_loop, write_outputs
 
 
-def main(config, records, dataset_paths, out_dir, *, predictor="paper", objective="constrained",
-         tolerance=0.01, patience=5, table=None, markdown=None, figure=None, runs=None,
-         log_file=None):  # fmt: skip
+def main(config, records, dataset_paths, out_dir, *, models, objective="constrained",
+         tolerance=0.01, lam=None, patience=5, table=None, markdown=None, figure=None,
+         runs=None, log_file=None):  # fmt: skip
     logging.basicConfig(
         filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
     torch.set_num_threads(int(config["training"].get("num_threads", 1)))
     out_dir = Path(out_dir)
     result = closed_loop(config, records_path=Path(records), dataset_paths=dataset_paths,
-                         out_dir=out_dir, predictor=predictor, objective=objective,
-                         tolerance=tolerance, patience=patience)  # fmt: skip
+                         out_dir=out_dir, models=models, objective=objective,
+                         tolerance=tolerance, lam=lam, patience=patience)  # fmt: skip
     t = write_outputs(
         result,
         Path(table or out_dir / "control.csv"),
@@ -45,13 +47,14 @@ def main(config, records, dataset_paths, out_dir, *, predictor="paper", objectiv
 if "snakemake" in globals():
     sm = globals()["snakemake"]
     main(
-        sm.config,
+        sm.params.settings,
         sm.input.records,
         {Path(p).stem: Path(p) for p in sm.input.datasets},
         sm.params.out_dir,
-        predictor=sm.params.predictor,
-        objective=sm.params.objective,
-        tolerance=float(sm.params.tolerance),
+        models={d: Path(p) for d, p in sm.params.models.items()},
+        objective=sm.params.objective["objective"],
+        tolerance=float(sm.params.objective["tolerance"]),
+        lam=sm.params.objective["lam"],
         patience=int(sm.params.patience),
         table=sm.output.table,
         markdown=sm.output.markdown,
@@ -62,15 +65,17 @@ if "snakemake" in globals():
 elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config/config.yaml")
-    ap.add_argument("--records", default="results/records.parquet")
-    ap.add_argument("--data-dir", default="results/data")
-    ap.add_argument("--out-dir", default="results/control")
-    ap.add_argument("--predictor", default="paper")
+    ap.add_argument("--records", default="results/default/records.parquet")
+    ap.add_argument("--data-dir", default="results/default/data")
+    ap.add_argument("--out-dir", default="results/default/control")
+    ap.add_argument("--models", nargs="+", required=True,
+                    help="DATASET=MODEL.json: the predictor fitted without DATASET")  # fmt: skip
     ap.add_argument("--objective", default="constrained")
     ap.add_argument("--tolerance", type=float, default=0.01)
     ap.add_argument("--patience", type=int, default=5)
     a = ap.parse_args()
     cfg = load_config(a.config, check_datasets=False)
     paths = {d: Path(a.data_dir) / f"{d}.npz" for d in cfg["datasets"]}
-    main(cfg, a.records, paths, a.out_dir, predictor=a.predictor, objective=a.objective,
+    models = {d: Path(p) for d, p in (m.split("=", 1) for m in a.models)}
+    main(cfg, a.records, paths, a.out_dir, models=models, objective=a.objective,
          tolerance=a.tolerance, patience=a.patience)  # fmt: skip

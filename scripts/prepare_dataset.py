@@ -2,10 +2,11 @@
 
 Standalone:
     python scripts/prepare_dataset.py --dataset digits --config config/config.yaml \
-        --out results/data/digits.npz [--log results/logs/prepare_digits.log]
+        --out results/default/data/digits.npz
 
 From Snakemake (``script:`` directive): reads ``snakemake.wildcards.dataset``,
-``snakemake.config``, ``snakemake.output[0]`` and ``snakemake.log`` (first entry, if any).
+``snakemake.params.settings`` (``data`` and the dataset's options, config-shaped),
+``snakemake.output[0]`` and ``snakemake.log`` (first entry, if any).
 
 All logic lives in :func:`greenpath.data.prepare_from_config`; this file only parses
 arguments. A :class:`greenpath.data.DataError` (missing or corrupt data, bad option) is
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 if "snakemake" in globals():
     _smk = globals()["snakemake"]
     _log = Path(_smk.log[0]) if len(_smk.log) else None
-    sys.exit(run(str(_smk.wildcards.dataset), dict(_smk.config), Path(_smk.output[0]), _log))
+    sys.exit(
+        run(str(_smk.wildcards.dataset), dict(_smk.params.settings), Path(_smk.output[0]), _log)
+    )
 elif __name__ == "__main__":
     sys.exit(main())

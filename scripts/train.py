@@ -26,7 +26,8 @@ in checkpoint       ``input.checkpoint``
 out checkpoint      ``output.checkpoint``
 records             ``output.records``
 state dir           ``params.state_dir`` (optional)
-config              ``snakemake.config`` (checked with ``greenpath.config.check_config``)
+config              ``params.settings``: the job's settings, config-shaped (checked with
+                    ``greenpath.config.check_settings``)
 log                 ``log[0]`` (optional): all log lines go there
 =================== ==================================================================
 
@@ -67,10 +68,10 @@ def run(role: str, config: dict[str, Any], values: dict[str, Any]) -> None:
     """
     import torch
 
-    from greenpath.config import check_config
+    from greenpath.config import check_settings
     from greenpath.training import init_checkpoint, run_branch, run_trunk_segment
 
-    cfg = check_config(config)
+    cfg = check_settings(config)
     torch.set_num_threads(int(cfg["training"].get("num_threads", 1)))
 
     def need(key: str) -> Any:
@@ -150,7 +151,7 @@ def _from_snakemake(smk: Any) -> None:
         "out_records": pick("records", sources=(smk.output,)),
         "state_dir": pick("state_dir", sources=(p,)),
     }
-    run(role, dict(smk.config), values)
+    run(role, dict(smk.params.settings), values)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-# Closed-loop evaluation of the energy-aware controller (issue 9, docs/control.md):
-# per dataset, a predictor fitted leave-one-dataset-out on results/records.parquet drives a
+# Closed-loop evaluation of the energy-aware controller (docs/control.md): per dataset,
+# the predictor fitted leave-one-dataset-out by the fit rule (models/<predictor>/) drives a
 # live controlled run per seed; compared with the full run, the grid's oracle and
 # patience-5 early stopping. Include this file and add control_targets() to `rule all`.
 # Settings: config key `control` (docs/config.md).
@@ -7,9 +7,9 @@
 
 rule control_closed_loop:
     input:
-        records=f"{RESULTS}/records.parquet",
-        trajectories=f"{RESULTS}/trajectories.parquet",
-        datasets=expand(f"{RESULTS}/data/{{dataset}}.npz", dataset=DATASETS),
+        records=f"{SDIR}/records.parquet",
+        datasets=expand(f"{SDIR}/data/{{dataset}}.npz", dataset=DATASETS),
+        models=list(lodo_models(STUDY, CONTROL["predictor"]).values()),
     output:
         table=f"{CONTROL_DIR}/control.csv",
         markdown=f"{CONTROL_DIR}/control.md",
@@ -21,7 +21,7 @@ rule control_closed_loop:
             labels={"figure": "closed-loop energy saved"},
         ),
     log:
-        f"{RESULTS}/logs/control/closed_loop.log",
+        f"{SDIR}/logs/control/closed_loop.log",
     conda:
         "../../envs/greenpath.yaml"
     threads: config["training"]["num_threads"]
@@ -30,9 +30,9 @@ rule control_closed_loop:
         **training_resources(),
     params:
         out_dir=lambda wc, output: os.path.dirname(output.table),
-        predictor=CONTROL["predictor"],
-        objective=config["modeling"]["objective"],
-        tolerance=config["modeling"]["tolerance"],
+        settings=control_settings(),
+        models=lodo_models(STUDY, CONTROL["predictor"]),
+        objective=objective_settings(),
         patience=CONTROL["patience"],
     script:
         "../../scripts/control.py"

@@ -1,12 +1,12 @@
 rule train_trunk:
     input:
-        dataset=f"{RESULTS}/data/{{dataset}}.npz",
+        dataset=f"{SDIR}/data/{{dataset}}.npz",
         checkpoint=trunk_start_checkpoint,
     output:
-        checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e{{end}}.pt",
-        records=f"{RESULTS}/records/{{dataset}}/seed{{seed}}/base_e{{end}}.parquet",
+        checkpoint=f"{SDIR}/checkpoints/{{dataset}}/seed{{seed}}/trunk_e{{end}}.pt",
+        records=f"{SDIR}/records/{{dataset}}/seed{{seed}}/base_e{{end}}.parquet",
     log:
-        f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/base_e{{end}}.log",
+        f"{SDIR}/logs/train/{{dataset}}/seed{{seed}}/base_e{{end}}.log",
     conda:
         "../../envs/greenpath.yaml"
     threads: config["training"]["num_threads"]
@@ -15,18 +15,19 @@ rule train_trunk:
     params:
         role="trunk",
         start=lambda wc: SEGMENT_START[int(wc.end)],
+        settings=lambda wc: training_settings(wc.dataset),
     script:
         "../../scripts/train.py"
 
 
 rule train_branch:
     input:
-        dataset=f"{RESULTS}/data/{{dataset}}.npz",
+        dataset=f"{SDIR}/data/{{dataset}}.npz",
         checkpoint=branch_start_checkpoint,
     output:
-        records=f"{RESULTS}/records/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.parquet",
+        records=f"{SDIR}/records/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.parquet",
     log:
-        f"{RESULTS}/logs/train/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.log",
+        f"{SDIR}/logs/train/{{dataset}}/seed{{seed}}/{{method}}_k{{k}}.log",
     conda:
         "../../envs/greenpath.yaml"
     threads: config["training"]["num_threads"]
@@ -34,5 +35,6 @@ rule train_branch:
         **training_resources(),
     params:
         role="branch",
+        settings=lambda wc: training_settings(wc.dataset, wc.method),
     script:
         "../../scripts/train.py"

@@ -2,8 +2,8 @@
 
 For each dataset X of the config:
 
-1. fit the predictor on the OTHER datasets' records (``greenpath fit`` equivalent; the
-   held-out dataset is asserted absent) and save it as JSON;
+1. read the predictor fitted on the OTHER datasets' trajectories (the workflow's ``fit``
+   rule writes it; the held-out dataset is checked absent);
 2. choose the controller's settings leave-one-dataset-out: every ``(Margin, allowed
    actions)`` of :func:`settings_grid` is replayed (:func:`~greenpath.control.run.replay_tree`)
    on the measured trees of the other datasets, each forecast by the predictor fitted
@@ -46,7 +46,7 @@ from greenpath.paths import (
     patience_stop_epoch,
     patience_stopping,
 )
-from greenpath.records import atomic_path, build_trajectories, read_records
+from greenpath.records import atomic_path, read_records
 
 log = logging.getLogger(__name__)
 
@@ -104,20 +104,22 @@ class CachedPredictor:
         return val
 
 
-def fit_lodo(records: pd.DataFrame, dataset: str, predictor: str, params: Mapping | None = None):
-    """Fit ``predictor`` on every dataset but ``dataset`` (leave-one-dataset-out).
+def load_lodo_model(models: Mapping[str, Path], dataset: str) -> Any:
+    """The predictor fitted without ``dataset``, read from ``models[dataset]``.
 
     Raises:
-        ValueError: no other dataset to fit on.
+        ValueError: no model for ``dataset``, or the model was fitted on it.
     """
-    from greenpath.modeling import get_predictor
+    from greenpath.modeling.io import load
 
-    ok = records[records["status"].fillna("ok") == "ok"] if "status" in records else records
-    train = ok[ok["dataset"] != dataset]
-    if train.empty:
-        raise ValueError(f"leave-one-dataset-out needs records of datasets other than {dataset!r}")
-    assert dataset not in set(train["dataset"])
-    return get_predictor(predictor, **dict(params or {})).fit(build_trajectories(train))
+    if dataset not in models:
+        raise ValueError(f"no leave-one-dataset-out model without {dataset!r}; fit it first")
+    model = load(models[dataset])
+    if dataset in model.trained_datasets:
+        raise ValueError(
+            f"{models[dataset]} was fitted on {dataset!r}, the dataset it must hold out"
+        )
+    return model
 
 
 def calibrate(
@@ -180,8 +182,7 @@ def closed_loop(
     records_path: Path,
     dataset_paths: Mapping[str, Path],
     out_dir: Path,
-    predictor: str = "paper",
-    predictor_params: Mapping | None = None,
+    models: Mapping[str, Path],
     objective: str = "constrained",
     tolerance: float = 0.01,
     lam: float | None = None,
@@ -196,14 +197,16 @@ def closed_loop(
         records_path: the grid's ``results/records.parquet``.
         dataset_paths: dataset -> prepared ``.npz``.
         out_dir: models, live runs and decisions go under it.
-        predictor, predictor_params: registry name and parameters (``greenpath fit``).
+        models: dataset -> JSON of the predictor fitted without it (``greenpath fit``);
+            one per dataset of the records.
         objective, tolerance, lam: the controller's objective.
         patience: patience of the early-stopping baseline.
         seeds: default ``config["seeds"]``.
         meter_factory: ``() -> meter`` for the live runs (default: the config's meter).
 
     Raises:
-        ValueError: a dataset of ``dataset_paths`` has no grid tree.
+        ValueError: a dataset of ``dataset_paths`` has no grid tree, a dataset has no
+            model, or a model was fitted on its own held-out dataset.
     """
     out_dir = Path(out_dir)
     records = read_records(records_path)
@@ -213,13 +216,9 @@ def closed_loop(
     datasets = list(dataset_paths)
     seeds = [int(s) for s in (seeds if seeds is not None else config["seeds"])]
     obj = get_objective(objective, tolerance, lam)
-    from greenpath.modeling.io import save
-
-    predictors: dict[str, Any] = {}
-    for ds in sorted({t.dataset for t in trees}):
-        fitted = fit_lodo(records, ds, predictor, predictor_params)
-        save(fitted, out_dir / "models" / f"{ds}.json")
-        predictors[ds] = CachedPredictor(fitted)
+    predictors = {
+        ds: CachedPredictor(load_lodo_model(models, ds)) for ds in {t.dataset for t in trees}
+    }
     cache: dict = {}
     rows: list[dict[str, Any]] = []
     for ds in datasets:
@@ -433,7 +432,7 @@ __all__ = [
     "CachedPredictor",
     "calibrate",
     "closed_loop",
-    "fit_lodo",
+    "load_lodo_model",
     "plot",
     "settings_grid",
     "summarize",
