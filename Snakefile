@@ -33,3 +33,4 @@ rule all:
         model_targets(),
         report_targets(),
         control_targets(),
+        preflight_check,

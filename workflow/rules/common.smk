@@ -40,13 +40,25 @@ if STUDY == "eatit":
 
 # ---- settings providers: each rule's params hold exactly the config values its job
 # reads, in the config's nesting, so Snakemake's params trigger reruns a job (and what
-# depends on it) when, and only when, one of them changes.
+# depends on it) when, and only when, one of them changes. Keys are sorted: the trigger
+# compares repr(), which would otherwise change with the order of keys in a YAML file.
+def canonical(value):
+    """``value`` with every mapping's keys sorted, recursively."""
+    if isinstance(value, dict):
+        return {str(k): canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
 def prepare_settings(dataset):
     """Settings of the preparation of ``dataset``: ``data`` and its own options."""
-    return {
-        "data": dict(config["data"]),
-        "datasets": {dataset: dict(config["datasets"][dataset] or {})},
-    }
+    return canonical(
+        {
+            "data": dict(config["data"]),
+            "datasets": {dataset: dict(config["datasets"][dataset] or {})},
+        }
+    )
 
 
 def training_settings(dataset, method=None):
@@ -64,7 +76,7 @@ def training_settings(dataset, method=None):
     }
     if method is not None:
         out["methods"] = {method: dict(config["methods"].get(method) or {})}
-    return out
+    return canonical(out)
 
 
 def control_settings():
@@ -75,13 +87,15 @@ def control_settings():
     out["methods"] = {m: dict(v or {}) for m, v in config["methods"].items()}
     out["seeds"] = SEEDS
     out["interventions"] = {"epochs": INTERVENTIONS, "methods": METHODS}
-    return out
+    return canonical(out)
 
 
 def objective_settings():
     """Objective of the path choice and the controller (modeling.objective/tolerance/lam)."""
     m = config["modeling"]
-    return {"objective": m["objective"], "tolerance": m["tolerance"], "lam": m["lam"]}
+    return canonical(
+        {"objective": m["objective"], "tolerance": m["tolerance"], "lam": m["lam"]}
+    )
 
 
 wildcard_constraints:
@@ -97,7 +111,9 @@ def _checkpoint(wildcards, epoch):
     starts there builds in-process from the seed (scripts/train.py)."""
     if epoch == 0:
         return []
-    return f"{SDIR}/checkpoints/{wildcards.dataset}/seed{wildcards.seed}/trunk_e{epoch}.pt"
+    return (
+        f"{SDIR}/checkpoints/{wildcards.dataset}/seed{wildcards.seed}/trunk_e{epoch}.pt"
+    )
 
 
 def trunk_start_checkpoint(wildcards):
@@ -156,6 +172,31 @@ if (
     workflow.register_resource("gpu", 1)
 
 
+# Pre-flight (docs/config.md): data on disk or downloadable, pretrained weights in the
+# torch cache, a CUDA device when training.device asks for one. Runs while the DAG is
+# built (an input function of `rule all`), so also in a dry run, where the problems are
+# printed instead of stopping it. Under the SLURM executor the device is the compute
+# node's business and is not checked on the submitting node.
+from greenpath.preflight import format_problems, preflight_problems
+
+_PREFLIGHT_DONE = []
+
+
+def preflight_check(wildcards):
+    """Input function of `rule all`: the pre-flight, once per Snakemake run (no inputs)."""
+    if _PREFLIGHT_DONE:
+        return []
+    _PREFLIGHT_DONE.append(True)
+    executor = getattr(workflow.executor_plugin, "name", None)
+    problems = preflight_problems(config, check_device=executor != "slurm")
+    if problems:
+        message = format_problems(problems)
+        if not workflow.dryrun:
+            raise WorkflowError(message)
+        print(f"{message}\n(dry run: listed, not stopped)", file=sys.stderr)
+    return []
+
+
 onstart:
     try:
         preflight(workflow, device=config["training"]["device"])
@@ -203,18 +244,18 @@ def study_dir(study):
 
 def lodo_models(study, predictor):
     """Held-out dataset -> the ``predictor`` model fitted without it (fit rule outputs)."""
-    return {
-        d: f"{study_dir(study)}/models/{predictor}/without_{d}.json"
-        for d in MODEL_STUDIES[study][2]
-    }
+    return canonical(
+        {
+            d: f"{study_dir(study)}/models/{predictor}/without_{d}.json"
+            for d in MODEL_STUDIES[study][2]
+        }
+    )
 
 
 def evaluate_models(wildcards):
     """Every leave-one-dataset-out model of every evaluated predictor of the study."""
     study = wildcards.study
-    return [
-        f for p in MODEL_STUDIES[study][1] for f in lodo_models(study, p).values()
-    ]
+    return [f for p in MODEL_STUDIES[study][1] for f in lodo_models(study, p).values()]
 
 
 def model_targets():

@@ -57,9 +57,9 @@ rule evaluate:
         "../../envs/greenpath.yaml"
     params:
         role="evaluate",
-        models=lambda wc: {
-            p: lodo_models(wc.study, p) for p in MODEL_STUDIES[wc.study][1]
-        },
+        models=lambda wc: canonical(
+            {p: lodo_models(wc.study, p) for p in MODEL_STUDIES[wc.study][1]}
+        ),
     script:
         "../../scripts/modeling.py"
 
