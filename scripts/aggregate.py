@@ -14,6 +14,7 @@ import logging
 
 from greenpath.config import load_config
 from greenpath.grid import stop_points
+from greenpath.interrupts import one_line_on_interrupt
 from greenpath.records.aggregate import aggregate
 
 
@@ -30,14 +31,15 @@ def main(files, records_out, trajectories_out, stops, epochs, log_file=None) -> 
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
-    main(
-        list(sm.input),
-        sm.output.records,
-        sm.output.trajectories,
-        list(sm.params.stop_epochs),
-        int(sm.params.epochs),
-        log_file=sm.log[0] if sm.log else None,
-    )
+    with one_line_on_interrupt(f"{sm.rule}"):
+        main(
+            list(sm.input),
+            sm.output.records,
+            sm.output.trajectories,
+            list(sm.params.stop_epochs),
+            int(sm.params.epochs),
+            log_file=sm.log[0] if sm.log else None,
+        )
 elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+")

@@ -21,6 +21,7 @@ import torch
 
 from greenpath.config import load_config
 from greenpath.control.closed_loop import closed_loop, write_outputs
+from greenpath.interrupts import one_line_on_interrupt
 
 
 def main(config, records, dataset_paths, out_dir, *, models, objective="constrained",
@@ -46,22 +47,23 @@ def main(config, records, dataset_paths, out_dir, *, models, objective="constrai
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
-    main(
-        sm.params.settings,
-        sm.input.records,
-        {Path(p).stem: Path(p) for p in sm.input.datasets},
-        sm.params.out_dir,
-        models={d: Path(p) for d, p in sm.params.models.items()},
-        objective=sm.params.objective["objective"],
-        tolerance=float(sm.params.objective["tolerance"]),
-        lam=sm.params.objective["lam"],
-        patience=int(sm.params.patience),
-        table=sm.output.table,
-        markdown=sm.output.markdown,
-        figure=sm.output.figure,
-        runs=sm.output.runs,
-        log_file=sm.log[0] if sm.log else None,
-    )
+    with one_line_on_interrupt(f"{sm.rule} {dict(sm.wildcards.items())}"):
+        main(
+            sm.params.settings,
+            sm.input.records,
+            {Path(p).stem: Path(p) for p in sm.input.datasets},
+            sm.params.out_dir,
+            models={d: Path(p) for d, p in sm.params.models.items()},
+            objective=sm.params.objective["objective"],
+            tolerance=float(sm.params.objective["tolerance"]),
+            lam=sm.params.objective["lam"],
+            patience=int(sm.params.patience),
+            table=sm.output.table,
+            markdown=sm.output.markdown,
+            figure=sm.output.figure,
+            runs=sm.output.runs,
+            log_file=sm.log[0] if sm.log else None,
+        )
 elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config/config.yaml")

@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from greenpath.interrupts import one_line_on_interrupt
 from greenpath.records import read_records
 from greenpath.report.build import build_study_report
 from greenpath.report.tables import load_json
@@ -81,17 +82,18 @@ def screenshot(report, out, open_result=None, width=1400, height=1000) -> int:
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
-    build(
-        sm.input.records,
-        sm.params.out_dir,
-        paths=sm.input.get("paths"),
-        evaluations=as_path_list(sm.input.get("evaluation")),
-        datasets=sm.params.datasets,
-        stop_epochs=sm.params.stop_epochs,
-        log_file=sm.log[0] if sm.log else None,
-        trajectories=sm.input.get("trajectories"),
-        title=sm.params.get("title"),
-    )
+    with one_line_on_interrupt(f"{sm.rule} {dict(sm.wildcards.items())}"):
+        build(
+            sm.input.records,
+            sm.params.out_dir,
+            paths=sm.input.get("paths"),
+            evaluations=as_path_list(sm.input.get("evaluation")),
+            datasets=sm.params.datasets,
+            stop_epochs=sm.params.stop_epochs,
+            log_file=sm.log[0] if sm.log else None,
+            trajectories=sm.input.get("trajectories"),
+            title=sm.params.get("title"),
+        )
 elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)

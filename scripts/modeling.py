@@ -17,6 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from greenpath.interrupts import one_line_on_interrupt
 from greenpath.modeling import workflow as mw
 
 
@@ -76,13 +77,14 @@ def _run(role, inputs, outputs, params):
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
-    run(
-        sm.params.role,
-        {k: list(v) if not isinstance(v, str) else [v] for k, v in sm.input.items()},
-        dict(sm.output.items()),
-        dict(sm.params.items()),
-        log_file=sm.log[0] if sm.log else None,
-    )
+    with one_line_on_interrupt(f"{sm.rule} {dict(sm.wildcards.items())}"):
+        run(
+            sm.params.role,
+            {k: list(v) if not isinstance(v, str) else [v] for k, v in sm.input.items()},
+            dict(sm.output.items()),
+            dict(sm.params.items()),
+            log_file=sm.log[0] if sm.log else None,
+        )
 elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("role", choices=["import-eatit", "evaluate", "fit", "paths"])

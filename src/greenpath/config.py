@@ -10,6 +10,7 @@ the bad value and what is allowed, before any job starts (issue 7).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -212,8 +213,21 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return ".".join((_digest(shared, 16), _digest(datasets, 8), _digest(methods, 8)))
 
 
+@functools.lru_cache(maxsize=1)
+def _default_schema_properties() -> dict[str, Any]:
+    return load_schema().get("properties") or {}
+
+
 def _section_schema(name: str) -> Mapping[str, Any]:
-    return (load_schema().get("properties") or {}).get(name) or {}
+    sub = dict(_default_schema_properties().get(name) or {})
+    if name == "data":  # a job's data settings may leave out root/download
+        sub.pop("required", None)
+    return sub
+
+
+@functools.cache
+def _section_validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(_section_schema(name))
 
 
 def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,9 +249,7 @@ def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         if not sub:
             problems.append(f"unknown settings section {name!r}")
             continue
-        if name == "data":  # a job's data settings may leave out root/download
-            sub = {k: v for k, v in sub.items() if k != "required"}
-        for err in jsonschema.Draft202012Validator(sub).iter_errors(value):
+        for err in _section_validator(name).iter_errors(value):
             err.path.appendleft(name)
             problems.append(_describe(err))
         if not problems:

@@ -7,13 +7,14 @@ one message with its fix instead of one failed job at a time.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
-class PreflightError(RuntimeError):
-    """The config cannot run on this machine; the message lists every problem and its fix."""
+#: torchvision's VGG16 ImageNet weights file (``greenpath.models.build.VGG16_WEIGHTS_FILE``;
+#: repeated here so that the check does not import torch).
+VGG16_WEIGHTS_FILE = "vgg16-397923af.pth"
 
 
 def dataset_problems(config: Mapping[str, Any]) -> list[str]:
@@ -49,14 +50,34 @@ def dataset_problems(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()`` without importing torch: ``$TORCH_HOME/hub``, where
+    ``TORCH_HOME`` defaults to ``$XDG_CACHE_HOME/torch`` (``~/.cache/torch``)."""
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    home = os.environ.get("TORCH_HOME", os.path.join(cache, "torch"))
+    return Path(os.path.expanduser(home)) / "hub"
+
+
+def cuda_device_count() -> int:
+    """CUDA devices NVML sees (0 without a driver); no torch import, so it is quick."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no NVIDIA driver / library: no CUDA device
+        return 0
+    try:
+        return int(pynvml.nvmlDeviceGetCount())
+    finally:
+        pynvml.nvmlShutdown()
+
+
 def weights_problems(config: Mapping[str, Any]) -> list[str]:
     """A line when ``vgg16_head`` with ``pretrained: true`` finds no weights in the torch cache."""
     model = config.get("model") or {}
     if model.get("name") != "vgg16_head" or not model.get("pretrained"):
         return []
-    from greenpath.models.build import vgg16_weights_path
-
-    path = vgg16_weights_path()
+    path = torch_hub_dir() / "checkpoints" / VGG16_WEIGHTS_FILE
     if path.is_file():
         return []
     return [
@@ -72,10 +93,8 @@ def device_problems(config: Mapping[str, Any]) -> list[str]:
     device = str(config["training"].get("device", "cpu"))
     if not device.startswith("cuda"):
         return []
-    import torch
-
     index = int(device.split(":")[1]) if ":" in device else 0
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    count = cuda_device_count()
     if index < count:
         return []
     return [

@@ -85,7 +85,9 @@ def test_more_epochs_rerun_every_segment_and_branch_to_the_new_end(run_copy):
     proc = snakemake(run_copy, changed, "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-4000:]
     traj = pd.read_parquet(run_copy / "results/tiny/trajectories.parquet")
-    ends = traj[traj["method"] != "stop"].groupby(["dataset", "seed", "method", "intervention_epoch"])
+    ends = traj[traj["method"] != "stop"].groupby(
+        ["dataset", "seed", "method", "intervention_epoch"]
+    )
     assert ends.ngroups == 2 * (1 + 4)
     assert set(ends["epoch"].max()) == {4}
     records = pd.read_parquet(run_copy / "results/tiny/records.parquet")

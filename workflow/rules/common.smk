@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from greenpath.config import DATA_COMPUTE_KEYS, ConfigError, check_config
+from greenpath.config import DATA_COMPUTE_KEYS, ConfigError, check_config, check_settings
 from greenpath.grid import branches, stop_points, trunk_segments
 from greenpath.modeling.workflow import eatit_datasets
 
@@ -76,6 +76,9 @@ def training_settings(dataset, method=None):
     }
     if method is not None:
         out["methods"] = {method: dict(config["methods"].get(method) or {})}
+    # defaults filled, so that a key left out and its default written out are one setting
+    out = check_settings(out)
+    out["data"] = {k: out["data"][k] for k in DATA_COMPUTE_KEYS if k in out["data"]}
     return canonical(out)
 
 
@@ -84,10 +87,10 @@ def control_settings():
     trained method, the grid (seeds, intervention epochs) and the objective."""
     out = training_settings(DATASETS[0])
     out["datasets"] = {d: dict(config["datasets"][d] or {}) for d in DATASETS}
-    out["methods"] = {m: dict(v or {}) for m, v in config["methods"].items()}
+    out["methods"] = {m: dict(config["methods"].get(m) or {}) for m in ("freeze", "quant")}
     out["seeds"] = SEEDS
     out["interventions"] = {"epochs": INTERVENTIONS, "methods": METHODS}
-    return canonical(out)
+    return canonical(check_settings(out))
 
 
 def objective_settings():

@@ -244,7 +244,10 @@ def closed_loop(
             if seed == seeds[0]:
                 # Untimed warm-up (thread pools, allocator, kernels) so the first measured
                 # run of the job does not pay the process's start-up costs alone.
-                with tempfile.TemporaryDirectory(prefix="greenpath-warmup-") as tmp:
+                # (beside the outputs, not in the system temporary folder: a hard kill
+                # leaves nothing behind there)
+                out_dir.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(prefix=".warmup-", dir=out_dir) as tmp:
                     train_controlled(config, dataset=ds, dataset_path=dataset_paths[ds],
                                      seed=seed, out_dir=Path(tmp), epochs=1)  # fmt: skip
 
