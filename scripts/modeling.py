@@ -53,10 +53,12 @@ def _run(role, inputs, outputs, params):
             inputs["trajectories"][0], params["models"], outputs["json"], outputs["table"]
         )
     elif role == "fit":
-        mw.fit_study(
-            inputs["trajectories"][0], params["predictor"], outputs["model"],
-            held_out=params.get("held_out"),
-        )  # fmt: skip
+        # one model per fold (fold -> held-out dataset, None = every dataset)
+        folds = params.get("folds") or {"model": params.get("held_out")}
+        for fold, held_out in folds.items():
+            mw.fit_study(
+                inputs["trajectories"][0], params["predictor"], outputs[fold], held_out=held_out
+            )
     elif role == "paths":
         from greenpath.paths.run import paths_study
 

@@ -27,15 +27,17 @@ def prepare(d):
     return {("prepare_dataset", f"dataset={d}")}
 
 
-FITS = {
-    ("fit", f"{STUDY}, predictor={p}, fold={f}")
-    for p, f in [("persistence", "all")]
-    + [(p, f"without_{d}") for p in ("persistence", "carbontracker") for d in DATASETS]
-}
+FITS = {("fit_tiny", f"predictor={p}") for p in ("persistence", "carbontracker")}
 REPORT = {("report_figures", STUDY)}
-CONTROL = {("control_closed_loop", "")}
-PATHS = {("paths", STUDY)} | CONTROL | REPORT
-MODELING = {("aggregate", ""), ("evaluate", STUDY)} | FITS | PATHS
+TABLE = {("control_closed_loop", "")}
+LIVE = {
+    ("control_run", f"dataset={d}, seed=0, kind={k}")
+    for d in DATASETS
+    for k in ("controlled", "full")
+}
+CONTROLLED = {j for j in LIVE if j[1].endswith("controlled")}
+PATHS = {("paths", STUDY)} | CONTROLLED | TABLE | REPORT
+MODELING = {("aggregate", ""), ("evaluate", STUDY)} | FITS | PATHS | LIVE
 ALL_TRAINING = set().union(*(trunk(d) | branches(d) for d in DATASETS))
 
 CASES = {
@@ -51,7 +53,7 @@ CASES = {
         branches("digits", ["freeze"]) | branches("font_digits", ["freeze"]) | MODELING,
     ),
     "modeling.tolerance": (0.02, PATHS),
-    "control.patience": (3, CONTROL),
+    "control.patience": (3, TABLE),
     "report.title": ("tiny, retitled", REPORT),
 }
 

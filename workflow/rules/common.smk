@@ -7,7 +7,12 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from greenpath.config import DATA_COMPUTE_KEYS, ConfigError, check_config, check_settings
+from greenpath.config import (
+    DATA_COMPUTE_KEYS,
+    ConfigError,
+    check_config,
+    check_settings,
+)
 from greenpath.grid import branches, stop_points, trunk_segments
 from greenpath.modeling.workflow import eatit_datasets
 
@@ -87,7 +92,9 @@ def control_settings():
     trained method, the grid (seeds, intervention epochs) and the objective."""
     out = training_settings(DATASETS[0])
     out["datasets"] = {d: dict(config["datasets"][d] or {}) for d in DATASETS}
-    out["methods"] = {m: dict(config["methods"].get(m) or {}) for m in ("freeze", "quant")}
+    out["methods"] = {
+        m: dict(config["methods"].get(m) or {}) for m in ("freeze", "quant")
+    }
     out["seeds"] = SEEDS
     out["interventions"] = {"epochs": INTERVENTIONS, "methods": METHODS}
     return canonical(check_settings(out))
@@ -243,6 +250,13 @@ if STUDY not in LODO_STUDIES:
 def study_dir(study):
     """Output folder of ``study``."""
     return f"{RESULTS}/{study}"
+
+
+def model_folds(study):
+    """Fold name -> held-out dataset (None: fitted on every dataset) of ``study``'s models."""
+    folds = {"all": None}
+    folds.update({f"without_{d}": d for d in sorted(MODEL_STUDIES[study][2])})
+    return folds
 
 
 def lodo_models(study, predictor):

@@ -1,15 +1,48 @@
 # Closed-loop evaluation of the energy-aware controller (docs/control.md): per dataset,
 # the predictor fitted leave-one-dataset-out by the fit rule (models/<predictor>/) drives a
-# live controlled run per seed; compared with the full run, the grid's oracle and
-# patience-5 early stopping. Include this file and add control_targets() to `rule all`.
-# Settings: config key `control` (docs/config.md).
+# live controlled run per seed, next to a plain full run (one job per dataset, seed and
+# run kind: parallel, resumable, a log each); control_closed_loop tabulates them against
+# the full run, the grid's oracle and patience early stopping. Settings: config key
+# `control` (docs/config.md).
+
+
+rule control_run:
+    input:
+        records=f"{SDIR}/records.parquet",
+        dataset=f"{SDIR}/data/{{dataset}}.npz",
+        models=list(lodo_models(STUDY, CONTROL["predictor"]).values()),
+    output:
+        summary=f"{CONTROL_DIR}/runs/{{dataset}}/seed{{seed}}/{{kind}}.json",
+    log:
+        f"{SDIR}/logs/control/{{dataset}}/seed{{seed}}/{{kind}}.log",
+    wildcard_constraints:
+        kind="controlled|full",
+    conda:
+        "../../envs/greenpath.yaml"
+    threads: config["training"]["num_threads"]
+    # the live runs train on training.device: on CUDA one GPU, as the training rules
+    resources:
+        **training_resources(),
+    params:
+        role="run",
+        settings=control_settings(),
+        models=lodo_models(STUDY, CONTROL["predictor"]),
+        # only the controlled run decides; the full run does not read the objective
+        objective=lambda wc: (objective_settings() if wc.kind == "controlled" else {}),
+    script:
+        "../../scripts/control.py"
 
 
 rule control_closed_loop:
     input:
         records=f"{SDIR}/records.parquet",
-        datasets=expand(f"{SDIR}/data/{{dataset}}.npz", dataset=DATASETS),
         models=list(lodo_models(STUDY, CONTROL["predictor"]).values()),
+        runs=expand(
+            f"{CONTROL_DIR}/runs/{{dataset}}/seed{{seed}}/{{kind}}.json",
+            dataset=DATASETS,
+            seed=SEEDS,
+            kind=RUN_KINDS,
+        ),
     output:
         table=f"{CONTROL_DIR}/control.csv",
         markdown=f"{CONTROL_DIR}/control.md",
@@ -22,14 +55,11 @@ rule control_closed_loop:
         ),
     log:
         f"{SDIR}/logs/control/closed_loop.log",
+    localrule: True
     conda:
         "../../envs/greenpath.yaml"
-    threads: config["training"]["num_threads"]
-    # the live runs train on training.device: on CUDA one GPU, as the training rules
-    resources:
-        **training_resources(),
     params:
-        out_dir=lambda wc, output: os.path.dirname(output.table),
+        role="table",
         settings=control_settings(),
         models=lodo_models(STUDY, CONTROL["predictor"]),
         objective=objective_settings(),

@@ -21,25 +21,32 @@ rule import_eatit:
         "../../scripts/modeling.py"
 
 
-rule fit:
-    input:
-        trajectories=f"{RESULTS}/{{study}}/trajectories.parquet",
-    output:
-        model=f"{RESULTS}/{{study}}/models/{{predictor}}/{{fold}}.json",
-    log:
-        f"{RESULTS}/{{study}}/logs/model/fit_{{predictor}}_{{fold}}.log",
-    wildcard_constraints:
-        study="[A-Za-z0-9_.-]+",
-        predictor="[a-z_]+",
-        fold="all|without_[a-z0-9_]+",
-    conda:
-        "../../envs/greenpath.yaml"
-    params:
-        role="fit",
-        predictor=lambda wc: wc.predictor,
-        held_out=lambda wc: None if wc.fold == "all" else wc.fold[len("without_") :],
-    script:
-        "../../scripts/modeling.py"
+# One fit job per (study, predictor): the model without each dataset of the study
+# (leave-one-dataset-out) and the model on every dataset, each its own file.
+for _study, _entry in MODEL_STUDIES.items():
+
+    rule:
+        name:
+            f"fit_{_study}"
+        input:
+            trajectories=f"{RESULTS}/{_study}/trajectories.parquet",
+        output:
+            **{
+                fold: f"{RESULTS}/{_study}/models/{{predictor}}/{fold}.json"
+                for fold in model_folds(_study)
+            },
+        log:
+            f"{RESULTS}/{_study}/logs/model/fit_{{predictor}}.log",
+        wildcard_constraints:
+            predictor="[a-z_]+",
+        conda:
+            "../../envs/greenpath.yaml"
+        params:
+            role="fit",
+            predictor=lambda wc: wc.predictor,
+            folds=model_folds(_study),
+        script:
+            "../../scripts/modeling.py"
 
 
 rule evaluate:
