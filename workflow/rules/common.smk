@@ -166,6 +166,12 @@ def training_resources():
     return training_gpu_resources(config["training"]["device"])
 
 
+#: Temporary folder of the training jobs (Snakemake's tmpdir resource, which sets TMPDIR):
+#: beside the study's outputs, so that a job killed hard leaves nothing in the system's.
+JOB_TMPDIR = os.path.abspath(f"{SDIR}/tmp")
+os.makedirs(JOB_TMPDIR, exist_ok=True)
+
+
 # One training job at a time on the GPU (docs/energy.md, "One job per GPU"): every job
 # trains on the same training.device, and NVML measures the whole GPU, so concurrent jobs
 # would each record the others' energy. Unless --resources gpu=N is given, a local run

@@ -23,6 +23,7 @@ rule control_run:
     # the live runs train on training.device: on CUDA one GPU, as the training rules
     resources:
         **training_resources(),
+        tmpdir=JOB_TMPDIR,
     params:
         role="run",
         settings=control_settings(),
@@ -55,7 +56,6 @@ rule control_closed_loop:
         ),
     log:
         f"{SDIR}/logs/control/closed_loop.log",
-    localrule: True
     conda:
         "../../envs/greenpath.yaml"
     params:

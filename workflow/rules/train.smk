@@ -12,6 +12,7 @@ rule train_trunk:
     threads: config["training"]["num_threads"]
     resources:
         **training_resources(),
+        tmpdir=JOB_TMPDIR,
     params:
         role="trunk",
         start=lambda wc: SEGMENT_START[int(wc.end)],
@@ -33,6 +34,7 @@ rule train_branch:
     threads: config["training"]["num_threads"]
     resources:
         **training_resources(),
+        tmpdir=JOB_TMPDIR,
     params:
         role="branch",
         settings=lambda wc: training_settings(wc.dataset, wc.method),
