@@ -11,7 +11,9 @@ pytestmark = pytest.mark.slow
 
 def planned_outputs(workdir, configfile) -> set[str]:
     config = yaml.safe_load((REPO / configfile).read_text())
-    config["modeling"]["eatit"]["src"] = None  # the shared EAT-IT study is one folder of its own
+    config.setdefault("modeling", {}).setdefault("eatit", {})["src"] = (
+        None  # the shared EAT-IT study is one folder of its own
+    )
     proc = snakemake(workdir, config, "-n")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = set()
