@@ -14,7 +14,7 @@ import logging
 
 from greenpath.config import load_config
 from greenpath.grid import stop_points
-from greenpath.interrupts import one_line_on_interrupt
+from greenpath.interrupts import job_name, one_line_on_interrupt
 from greenpath.records.aggregate import aggregate
 
 
@@ -31,7 +31,7 @@ def main(files, records_out, trajectories_out, stops, epochs, log_file=None) -> 
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
-    with one_line_on_interrupt(f"{sm.rule}"):
+    with one_line_on_interrupt(job_name(sm)):
         main(
             list(sm.input),
             sm.output.records,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from greenpath.config import load_config
 from greenpath.control.closed_loop import closed_loop, live_run, tabulate, write_outputs
-from greenpath.interrupts import one_line_on_interrupt
+from greenpath.interrupts import job_name, one_line_on_interrupt
 from greenpath.modeling.workflow import write_json
 
 
@@ -93,7 +93,7 @@ def main(argv=None):
 
 if "snakemake" in globals():
     _sm = globals()["snakemake"]
-    with one_line_on_interrupt(f"{_sm.rule} {dict(_sm.wildcards.items())}"):
+    with one_line_on_interrupt(job_name(_sm)):
         _from_snakemake(_sm)
 elif __name__ == "__main__":
     main()

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from greenpath.interrupts import one_line_on_interrupt
+from greenpath.interrupts import job_name, one_line_on_interrupt
 from greenpath.records import read_records
 from greenpath.report.build import build_study_report
 from greenpath.report.tables import load_json
@@ -82,7 +82,7 @@ def screenshot(report, out, open_result=None, width=1400, height=1000) -> int:
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
-    with one_line_on_interrupt(f"{sm.rule} {dict(sm.wildcards.items())}"):
+    with one_line_on_interrupt(job_name(sm)):
         build(
             sm.input.records,
             sm.params.out_dir,

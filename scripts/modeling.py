@@ -17,7 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from greenpath.interrupts import one_line_on_interrupt
+from greenpath.interrupts import job_name, one_line_on_interrupt
 from greenpath.modeling import workflow as mw
 
 
@@ -79,7 +79,7 @@ def _run(role, inputs, outputs, params):
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
-    with one_line_on_interrupt(f"{sm.rule} {dict(sm.wildcards.items())}"):
+    with one_line_on_interrupt(job_name(sm)):
         run(
             sm.params.role,
             {k: list(v) if not isinstance(v, str) else [v] for k, v in sm.input.items()},

@@ -13,6 +13,14 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def job_name(smk: Any) -> str:
+    """``"<rule> <wildcards>"`` of a Snakemake ``script:`` job object (as far as it has them)."""
+    rule = str(getattr(smk, "rule", "") or "job")
+    wildcards = getattr(smk, "wildcards", None)
+    items = dict(wildcards.items()) if hasattr(wildcards, "items") else {}
+    return f"{rule} {items}" if items else rule
+
+
 @contextmanager
 def one_line_on_interrupt(job: str) -> Iterator[None]:
     """Run the body; on Ctrl-C or SIGTERM print one line naming ``job`` and exit 130.
