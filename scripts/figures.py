@@ -52,7 +52,6 @@ def build(records, out, paths=None, evaluations=(), datasets=None, stop_epochs=N
         rec,
         out,
         trajectories=pd.read_parquet(trajectories) if trajectories else None,
-        fallback_predictors=None,  # predictions come from the evaluate rule, never fitted here
         title=title,
         stop_epochs=stop_epochs,
         datasets=datasets,
