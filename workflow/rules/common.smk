@@ -190,7 +190,7 @@ if (
 
 # Pre-flight (docs/config.md): data on disk or downloadable, pretrained weights in the
 # torch cache, a CUDA device when training.device asks for one. Runs while the DAG is
-# built (an input function of `rule all`), so also in a dry run, where the problems are
+# built (an input function of the `all` rule), so also in a dry run, where the problems are
 # printed instead of stopping it. Under the SLURM executor the device is the compute
 # node's business and is not checked on the submitting node.
 from greenpath.preflight import format_problems, preflight_problems
@@ -199,7 +199,7 @@ _PREFLIGHT_DONE = []
 
 
 def preflight_check(wildcards):
-    """Input function of `rule all`: the pre-flight, once per Snakemake run (no inputs)."""
+    """Input function of the `all` rule: the pre-flight, once per Snakemake run (no inputs)."""
     if _PREFLIGHT_DONE:
         return []
     _PREFLIGHT_DONE.append(True)
