@@ -54,6 +54,11 @@ test: setup lint
 bench: setup
 	$(PY) bench/run.py
 
+# Every study's results (and Snakemake's records of them), or one study's: make clean STUDY=default
 clean:
+ifdef STUDY
+	rm -rf results/$(STUDY)
+else
 	find results -mindepth 1 ! -name README.md -delete
 	rm -rf .snakemake
+endif

@@ -1,5 +1,6 @@
 # greenpath: the experiment grid (collection), then modeling, paths and the report.
 # Data flows one way: config -> jobs -> Parquet -> models -> paths -> report.
+# Every output of a study lives under results/<study>/ (the imported EAT-IT: results/eatit/).
 
 
 from snakemake.utils import min_version
@@ -27,8 +28,9 @@ include: "workflow/rules/control.smk"
 rule all:
     default_target: True
     input:
-        "results/records.parquet",
-        "results/trajectories.parquet",
+        f"{SDIR}/records.parquet",
+        f"{SDIR}/trajectories.parquet",
         model_targets(),
         report_targets(),
         control_targets(),
+        preflight_check,

@@ -1,78 +1,95 @@
-"""Closed-loop evaluation of the energy-aware controller (issue 9, docs/control.md).
+"""Closed-loop evaluation of the energy-aware controller (docs/control.md).
 
-Standalone::
+Standalone (the whole loop in one process)::
 
-    python scripts/control.py --config config/config.yaml --records results/records.parquet \\
-        --data-dir results/data --out-dir results/control [--predictor paper]
+    python scripts/control.py --config config/config.yaml \\
+        --records results/default/records.parquet --data-dir results/default/data \\
+        --out-dir results/default/control \\
+        --models digits=results/default/models/paper/without_digits.json ...
 
-From Snakemake: rule ``control_closed_loop`` (workflow/rules/control.smk); reads
-``input.records``, ``input.datasets`` (one ``.npz`` per dataset, named ``<dataset>.npz``),
-``output.table``/``markdown``/``figure``/``runs``, ``params`` (out_dir, predictor,
-objective, tolerance, patience) and ``log[0]``.
+From Snakemake (workflow/rules/control.smk), ``params.role`` picks the step:
+
+- ``run`` (rule ``control_run``, one job per dataset, seed and run kind): reads
+  ``input.records``, ``input.dataset``, ``wildcards`` (dataset, seed, kind), ``params``
+  (settings: the config-shaped settings of the live runs; models: dataset -> model fitted
+  without it; objective) and writes ``output.summary`` (JSON); the run's files go beside it.
+- ``table`` (rule ``control_closed_loop``): reads every run summary (``input.runs``),
+  ``input.records``, ``params`` (settings, models, objective, patience) and writes
+  ``output.table``/``markdown``/``figure``/``runs``.
 """
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
-import torch
-
 from greenpath.config import load_config
-from greenpath.control.closed_loop import closed_loop, write_outputs
+from greenpath.control.closed_loop import closed_loop, live_run, tabulate, write_outputs
 from greenpath.devices import claim_for_job
+from greenpath.interrupts import job_name, one_line_on_interrupt
+from greenpath.joblog import job_log
+from greenpath.modeling.workflow import write_json
 
 
-def main(config, records, dataset_paths, out_dir, *, predictor="paper", objective="constrained",
-         tolerance=0.01, patience=5, table=None, markdown=None, figure=None, runs=None,
-         log_file=None):  # fmt: skip
-    logging.basicConfig(
-        filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
-    claim_for_job(config)  # a free GPU of the run, before CUDA starts
+def _threads(config):
+    claim_for_job(config)  # a free GPU of the run, before torch starts CUDA
+    import torch
+
     torch.set_num_threads(int(config["training"].get("num_threads", 1)))
-    out_dir = Path(out_dir)
-    result = closed_loop(config, records_path=Path(records), dataset_paths=dataset_paths,
-                         out_dir=out_dir, predictor=predictor, objective=objective,
-                         tolerance=tolerance, patience=patience)  # fmt: skip
-    t = write_outputs(
-        result,
-        Path(table or out_dir / "control.csv"),
-        Path(markdown or out_dir / "control.md"),
-        Path(figure or out_dir / "control.png"),
-        Path(runs or out_dir / "runs.csv"),
-    )
+
+
+def _outputs(result, table, markdown, figure, runs):
+    t = write_outputs(result, Path(table), Path(markdown), Path(figure), Path(runs))
     logging.info("closed loop:\n%s", t.to_string())
 
 
-if "snakemake" in globals():
-    sm = globals()["snakemake"]
-    main(
-        sm.config,
-        sm.input.records,
-        {Path(p).stem: Path(p) for p in sm.input.datasets},
-        sm.params.out_dir,
-        predictor=sm.params.predictor,
-        objective=sm.params.objective,
-        tolerance=float(sm.params.tolerance),
-        patience=int(sm.params.patience),
-        table=sm.output.table,
-        markdown=sm.output.markdown,
-        figure=sm.output.figure,
-        runs=sm.output.runs,
-        log_file=sm.log[0] if sm.log else None,
-    )
-elif __name__ == "__main__":
+def _from_snakemake(sm):
+    settings, goal = sm.params.settings, dict(sm.params.objective)
+    models = {d: Path(p) for d, p in sm.params.models.items()}
+    if sm.params.role == "run":
+        _threads(settings)
+        summary = Path(sm.output.summary)
+        goal = goal if sm.wildcards.kind == "controlled" else {}
+        doc = live_run(settings, records_path=Path(sm.input.records), models=models,
+                       dataset=sm.wildcards.dataset, dataset_path=Path(sm.input.dataset),
+                       seed=int(sm.wildcards.seed), kind=sm.wildcards.kind,
+                       run_dir=summary.parent, **goal)  # fmt: skip
+        write_json(doc, summary)
+    else:
+        runs = [json.loads(Path(p).read_text()) for p in sm.input.runs]
+        result = tabulate(settings, records_path=Path(sm.input.records), models=models,
+                          runs=runs, patience=int(sm.params.patience), **goal)  # fmt: skip
+        o = sm.output
+        _outputs(result, o.table, o.markdown, o.figure, o.runs)
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config/config.yaml")
-    ap.add_argument("--records", default="results/records.parquet")
-    ap.add_argument("--data-dir", default="results/data")
-    ap.add_argument("--out-dir", default="results/control")
-    ap.add_argument("--predictor", default="paper")
+    ap.add_argument("--records", default="results/default/records.parquet")
+    ap.add_argument("--data-dir", default="results/default/data")
+    ap.add_argument("--out-dir", default="results/default/control")
+    ap.add_argument("--models", nargs="+", required=True,
+                    help="DATASET=MODEL.json: the predictor fitted without DATASET")  # fmt: skip
     ap.add_argument("--objective", default="constrained")
     ap.add_argument("--tolerance", type=float, default=0.01)
     ap.add_argument("--patience", type=int, default=5)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     cfg = load_config(a.config, check_datasets=False)
+    _threads(cfg)
+    out = Path(a.out_dir)
     paths = {d: Path(a.data_dir) / f"{d}.npz" for d in cfg["datasets"]}
-    main(cfg, a.records, paths, a.out_dir, predictor=a.predictor, objective=a.objective,
-         tolerance=a.tolerance, patience=a.patience)  # fmt: skip
+    models = {d: Path(p) for d, p in (m.split("=", 1) for m in a.models)}
+    result = closed_loop(cfg, records_path=Path(a.records), dataset_paths=paths, out_dir=out,
+                         models=models, objective=a.objective, tolerance=a.tolerance,
+                         patience=a.patience)  # fmt: skip
+    _outputs(result, out / "control.csv", out / "control.md", out / "control.png", out / "runs.csv")
+
+
+if "snakemake" in globals():
+    _sm = globals()["snakemake"]
+    with one_line_on_interrupt(job_name(_sm)), job_log(_sm.log[0] if _sm.log else None):
+        _from_snakemake(_sm)
+elif __name__ == "__main__":
+    with job_log(None):
+        main()

@@ -2,8 +2,8 @@
 
 From Snakemake: rule ``report_figures`` (workflow/rules/report.smk) runs this script.
 Standalone:
-    python scripts/figures.py build --records results/records.parquet \
-        --out results/report/default [--paths PATHS.json] [--evaluation EVAL.json ...]
+    python scripts/figures.py build --records results/default/records.parquet \
+        --out results/default/report [--paths PATHS.json] [--evaluation EVAL.json ...]
     python scripts/figures.py screenshot --report results/report.html \
         --out results/report_screenshot.png [--open energy_accuracy]
 """
@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from greenpath.interrupts import job_name, one_line_on_interrupt
 from greenpath.records import read_records
 from greenpath.report.build import build_study_report
 from greenpath.report.tables import load_json
@@ -39,14 +40,19 @@ def _load_evaluations(paths):
     return docs or None
 
 
-def build(records, out, paths=None, evaluations=(), datasets=None, stop_epochs=None, log_file=None):
+def build(records, out, paths=None, evaluations=(), datasets=None, stop_epochs=None, log_file=None,
+          trajectories=None, title=None):  # fmt: skip
     logging.basicConfig(
         filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
+    import pandas as pd
+
     rec = read_records(records)
     rep = build_study_report(
         rec,
         out,
+        trajectories=pd.read_parquet(trajectories) if trajectories else None,
+        title=title,
         stop_epochs=stop_epochs,
         datasets=datasets,
         paths_json=load_json(paths),
@@ -75,15 +81,18 @@ def screenshot(report, out, open_result=None, width=1400, height=1000) -> int:
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
-    build(
-        sm.input.records,
-        sm.params.out_dir,
-        paths=sm.input.get("paths"),
-        evaluations=as_path_list(sm.input.get("evaluation")),
-        datasets=sm.params.datasets,
-        stop_epochs=sm.params.stop_epochs,
-        log_file=sm.log[0] if sm.log else None,
-    )
+    with one_line_on_interrupt(job_name(sm)):
+        build(
+            sm.input.records,
+            sm.params.out_dir,
+            paths=sm.input.get("paths"),
+            evaluations=as_path_list(sm.input.get("evaluation")),
+            datasets=sm.params.datasets,
+            stop_epochs=sm.params.stop_epochs,
+            log_file=sm.log[0] if sm.log else None,
+            trajectories=sm.input.get("trajectories"),
+            title=sm.params.get("title"),
+        )
 elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)

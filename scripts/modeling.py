@@ -1,14 +1,14 @@
 """Modeling stage entry point: import EAT-IT, evaluate, fit, choose paths.
 
-Standalone:
-    python scripts/modeling.py evaluate --records results/records.parquet \
-        --predictors persistence paper greenpath --out results/evaluation/default.json \
-        --table results/tables/default_evaluation.csv
-    python scripts/modeling.py fit --records results/records.parquet --predictor greenpath \
-        --out results/models/default/greenpath.json
-    python scripts/modeling.py paths --model results/models/default/greenpath.json \
-        --records results/records.parquet --out results/paths/default.json \
-        --table results/tables/default_paths.csv
+Standalone (S = results/<study>):
+    python scripts/modeling.py fit --trajectories S/trajectories.parquet --predictor paper \
+        [--held-out digits] --out S/models/paper/without_digits.json
+    python scripts/modeling.py evaluate --trajectories S/trajectories.parquet --predictor paper \
+        --models digits=S/models/paper/without_digits.json ... --out S/evaluation.json \
+        --table S/tables/evaluation.csv
+    python scripts/modeling.py paths --model S/models/greenpath/all.json \
+        --models digits=S/models/greenpath/without_digits.json ... \
+        --records S/records.parquet --out S/paths.json --table S/tables/paths.csv
     python scripts/modeling.py import-eatit --src ../shared/eatit --out results/eatit/records.parquet
 From Snakemake: the rules in workflow/rules/model.smk (``params.role`` picks the step).
 """
@@ -17,24 +17,26 @@ import argparse
 import logging
 from pathlib import Path
 
+from greenpath.interrupts import job_name, one_line_on_interrupt
 from greenpath.modeling import workflow as mw
 
 
-def run(role, inputs, outputs, params, config, log_file=None):
+def run(role, inputs, outputs, params, log_file=None):
     logging.basicConfig(
         filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
     try:
-        _run(role, inputs, outputs, params, config.get("modeling", {}))
+        _run(role, inputs, outputs, params)
     except Exception:
         logging.exception("modeling step %r failed", role)
         raise
 
 
-def _run(role, inputs, outputs, params, modeling):
+def _run(role, inputs, outputs, params):
     if role == "import-eatit":
         from greenpath.modeling.eatit import flag_chance_level, import_eatit
-        from greenpath.records import write_records
+        from greenpath.records import build_trajectories, read_records, write_records
+        from greenpath.records.aggregate import write_trajectories
 
         rows = import_eatit(Path(params["src"]), energy=params.get("energy", "nvidia"))
         flagged = sorted(flag_chance_level(rows))
@@ -43,21 +45,33 @@ def _run(role, inputs, outputs, params, modeling):
             outputs["records"],
             metadata={"source": "eatit", "chance_level": ",".join(flagged)},
         )
+        if outputs.get("trajectories"):
+            traj = build_trajectories(read_records(outputs["records"]))
+            write_trajectories(traj, outputs["trajectories"])
     elif role == "evaluate":
         mw.evaluate_study(
-            inputs["records"], params["predictors"], outputs["json"], outputs["table"]
+            inputs["trajectories"][0], params["models"], outputs["json"], outputs["table"]
         )
     elif role == "fit":
-        mw.fit_study(inputs["records"], params["predictor"], outputs["model"])
+        # one model per fold (fold -> held-out dataset, None = every dataset)
+        folds = params.get("folds") or {"model": params.get("held_out")}
+        for fold, held_out in folds.items():
+            mw.fit_study(
+                inputs["trajectories"][0], params["predictor"], outputs[fold], held_out=held_out
+            )
     elif role == "paths":
-        mw.paths_study(
-            inputs["model"][0],
-            inputs["records"],
-            outputs["json"],
-            outputs["table"],
-            objective=modeling.get("objective", "constrained"),
-            tolerance=float(modeling.get("tolerance", 0.01)),
-            lam=modeling.get("lam"),
+        from greenpath.paths.run import paths_study
+
+        objective = params.get("objective") or {}
+        paths_study(
+            Path(inputs["model"][0]),
+            {d: Path(p) for d, p in (params.get("models") or {}).items()},
+            [Path(r) for r in inputs["records"]],
+            Path(outputs["json"]),
+            Path(outputs["table"]),
+            objective=objective.get("objective", "constrained"),
+            tolerance=float(objective.get("tolerance", 0.01)),
+            lam=objective.get("lam"),
         )
     else:
         raise ValueError(f"unknown role {role!r}; use import-eatit, evaluate, fit or paths")
@@ -65,20 +79,22 @@ def _run(role, inputs, outputs, params, modeling):
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
-    run(
-        sm.params.role,
-        {k: list(v) if not isinstance(v, str) else [v] for k, v in sm.input.items()},
-        dict(sm.output.items()),
-        dict(sm.params.items()),
-        sm.config,
-        log_file=sm.log[0] if sm.log else None,
-    )
+    with one_line_on_interrupt(job_name(sm)):
+        run(
+            sm.params.role,
+            {k: list(v) if not isinstance(v, str) else [v] for k, v in sm.input.items()},
+            dict(sm.output.items()),
+            dict(sm.params.items()),
+            log_file=sm.log[0] if sm.log else None,
+        )
 elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("role", choices=["import-eatit", "evaluate", "fit", "paths"])
-    ap.add_argument("--records", nargs="+", default=["results/records.parquet"])
-    ap.add_argument("--predictors", nargs="+", default=["persistence", "paper", "greenpath"])
+    ap.add_argument("--trajectories", default="results/default/trajectories.parquet")
+    ap.add_argument("--records", nargs="+", default=["results/default/records.parquet"])
+    ap.add_argument("--models", nargs="*", default=[], help="DATASET=MODEL.json (paths)")
     ap.add_argument("--predictor", default="greenpath")
+    ap.add_argument("--held-out", help="fit: the dataset to leave out")
     ap.add_argument("--model")
     ap.add_argument("--src")
     ap.add_argument("--energy", default="nvidia", choices=["nvidia", "codecarbon"])
@@ -88,11 +104,14 @@ elif __name__ == "__main__":
     ap.add_argument("--table")
     a = ap.parse_args()
     outputs = {"json": a.out, "model": a.out, "records": a.out, "table": a.table}
-    cfg = {"modeling": {"objective": a.objective, "tolerance": a.tolerance}}
+    models = dict(m.split("=", 1) for m in a.models)
     params = {
-        "predictors": a.predictors,
+        "models": {a.predictor: models} if a.role == "evaluate" else models,
         "predictor": a.predictor,
+        "held_out": a.held_out,
         "src": a.src,
         "energy": a.energy,
+        "objective": {"objective": a.objective, "tolerance": a.tolerance, "lam": None},
     }
-    run(a.role, {"records": a.records, "model": [a.model]}, outputs, params, cfg)
+    inputs = {"records": a.records, "trajectories": [a.trajectories], "model": [a.model]}
+    run(a.role, inputs, outputs, params)

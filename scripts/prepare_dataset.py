@@ -2,10 +2,11 @@
 
 Standalone:
     python scripts/prepare_dataset.py --dataset digits --config config/config.yaml \
-        --out results/data/digits.npz [--log results/logs/prepare_digits.log]
+        --out results/default/data/digits.npz
 
 From Snakemake (``script:`` directive): reads ``snakemake.wildcards.dataset``,
-``snakemake.config``, ``snakemake.output[0]`` and ``snakemake.log`` (first entry, if any).
+``snakemake.params.settings`` (``data`` and the dataset's options, config-shaped),
+``snakemake.output[0]`` and ``snakemake.log`` (first entry, if any).
 
 All logic lives in :func:`greenpath.data.prepare_from_config`; this file only parses
 arguments. A :class:`greenpath.data.DataError` (missing or corrupt data, bad option) is
@@ -26,6 +27,7 @@ except ImportError:  # running from a source checkout without `pip install -e .`
 import yaml
 
 from greenpath.data import DataError, prepare_from_config
+from greenpath.interrupts import one_line_on_interrupt
 
 
 def run(dataset: str, config: dict[str, Any], out: Path, log_path: Path | None = None) -> int:
@@ -68,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 if "snakemake" in globals():
     _smk = globals()["snakemake"]
     _log = Path(_smk.log[0]) if len(_smk.log) else None
-    sys.exit(run(str(_smk.wildcards.dataset), dict(_smk.config), Path(_smk.output[0]), _log))
+    with one_line_on_interrupt(f"prepare_dataset {_smk.wildcards.dataset}"):
+        _status = run(
+            str(_smk.wildcards.dataset), dict(_smk.params.settings), Path(_smk.output[0]), _log
+        )
+    sys.exit(_status)
 elif __name__ == "__main__":
     sys.exit(main())

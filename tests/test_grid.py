@@ -39,7 +39,7 @@ def test_snakemake_dry_run_job_counts_match_the_grid(tmp_path):
             "-m",
             "snakemake",
             "-n",
-            "results/records.parquet",
+            "results/default/records.parquet",
             "--snakefile",
             str(repo / "Snakefile"),
             "--directory",

@@ -10,6 +10,7 @@ the bad value and what is allowed, before any job starts (issue 7).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -177,16 +178,89 @@ def load_config(path: str | os.PathLike[str], *, check_datasets: bool = True) ->
         raise ConfigError(f"{p}: {exc}") from exc
 
 
-#: Config sections that change what a training job computes (and so its records).
-HASHED_SECTIONS: tuple[str, ...] = ("data", "datasets", "model", "training", "methods")
+#: Keys of ``data`` that change what a job computes (``root``/``download`` only say where
+#: the raw files come from).
+DATA_COMPUTE_KEYS: tuple[str, ...] = ("image_size", "channels", "val_fraction", "seed")
+
+#: Sections shared by every training job of a study; hashed into the first part of
+#: :func:`config_hash`.
+SHARED_SECTIONS: tuple[str, ...] = ("data", "model", "training", "energy")
+
+
+def _digest(obj: Any, n: int) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:n]
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    """SHA-256 (first 16 hex digits) of the sections that affect training results.
+    """Hash of every setting that changes what a training job computes.
 
-    The canonical form is JSON with sorted keys of :data:`HASHED_SECTIONS`; seeds and the
-    intervention grid are record keys already and are not hashed.
+    Three dot-separated parts (SHA-256 of canonical JSON with sorted keys): 16 hex digits
+    of the study-wide sections (:data:`SHARED_SECTIONS`; of ``data`` only
+    :data:`DATA_COMPUTE_KEYS`), 8 of ``datasets`` (a job's settings hold its own dataset)
+    and 8 of ``methods`` (a branch's settings hold its own method, a trunk's none). Within a
+    study the first part is the same for every record, the second for every record of a
+    dataset, the third for every record of a method (``greenpath.records.aggregate``
+    checks this). Seeds and the intervention grid are record keys and are not hashed.
+
+    >>> len(config_hash({"training": {"epochs": 3}}))
+    34
     """
-    part = {k: config.get(k) for k in HASHED_SECTIONS}
-    blob = json.dumps(part, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    shared = {k: config.get(k) for k in SHARED_SECTIONS}
+    data = shared.get("data") or {}
+    shared["data"] = {k: data.get(k) for k in DATA_COMPUTE_KEYS if k in data}
+    datasets = config.get("datasets") or {}
+    methods = config.get("methods") or {}
+    return ".".join((_digest(shared, 16), _digest(datasets, 8), _digest(methods, 8)))
+
+
+@functools.lru_cache(maxsize=1)
+def _default_schema_properties() -> dict[str, Any]:
+    return load_schema().get("properties") or {}
+
+
+def _section_schema(name: str) -> Mapping[str, Any]:
+    sub = dict(_default_schema_properties().get(name) or {})
+    if name == "data":  # a job's data settings may leave out root/download
+        sub.pop("required", None)
+    return sub
+
+
+@functools.cache
+def _section_validator(name: str) -> Any:
+    """A ``jsonschema.Draft202012Validator`` of one config section (jsonschema imported
+    here, not at import: training jobs only need :func:`config_hash`)."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(_section_schema(name))
+
+
+def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a job's settings: a config-shaped mapping holding only some sections.
+
+    Each top-level section present is checked against its part of the config schema and
+    completed with that part's defaults; absent sections stay absent (the job does not
+    read them). A whole config passes as well.
+
+    Raises:
+        ConfigError: every problem found, one per line (key, bad value, what is allowed).
+    """
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"settings must be a mapping of keys, got {type(settings).__name__}")
+    cfg = copy.deepcopy(dict(settings))
+    problems = []
+    for name, value in cfg.items():
+        sub = _section_schema(name)
+        if not sub:
+            problems.append(f"unknown settings section {name!r}")
+            continue
+        for err in _section_validator(name).iter_errors(value):
+            err.path.appendleft(name)
+            problems.append(_describe(err))
+        if not problems:
+            holder = {name: value}
+            _fill_defaults(holder, {"properties": {name: sub}})
+            cfg[name] = holder[name]
+    if problems:
+        raise ConfigError("invalid settings:\n  - " + "\n  - ".join(problems))
+    return cfg

@@ -49,7 +49,9 @@ def job_log(log_file: str | os.PathLike[str] | None, level: int = logging.INFO) 
     try:
         yield
     except BaseException as exc:
-        if not isinstance(exc, SystemExit) or exc.code not in (0, None):
+        # an interrupt is not an error: the caller prints its one line
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        if not interrupted and (not isinstance(exc, SystemExit) or exc.code not in (0, None)):
             log.error("job failed: %s: %s", type(exc).__name__, exc, exc_info=True)
         raise
     finally:

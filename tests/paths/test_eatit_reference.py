@@ -72,7 +72,6 @@ def test_run_paths_writes_json(eatit_trees, tmp_path):
         0.01,
         None,
         out,
-        refit="never",
         grid=[Margin(0.0, 0.0), Margin(1.0, 0.005, False)],
     )
     assert json.loads(out.read_text()) == res

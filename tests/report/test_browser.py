@@ -108,7 +108,6 @@ def test_gallery_page_renders_with_figures(tmp_path):
         tmp_path / "toy",
         stop_epochs=[2],
         paths_json=make_paths_json(rec),
-        fallback_predictors=None,
     )
     shot = tmp_path / "gallery.png"
     res = render(tmp_path / "toy" / "index.html", shot, window_size=(1000, 1400))

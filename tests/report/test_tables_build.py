@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
-import pandas as pd
 import pytest
 from report_data import make_paths_json, make_records
 
@@ -180,30 +178,6 @@ def test_build_study_report_missing_dataset(tmp_path):
 
 def test_build_without_predictions_writes_placeholder(tmp_path):
     rec = make_records(datasets=("alpha",), seeds=(0,))
-    rep = build_study_report(rec, tmp_path, fallback_predictors=None)
+    rep = build_study_report(rec, tmp_path)
     assert (tmp_path / "predictions.png").is_file()
     assert rep.datasets == ["alpha"]
-
-
-@pytest.mark.slow
-def test_fallback_one_step_predictions_lodo(tmp_path):
-    """Persistence predicts each epoch's accuracy as the previous epoch's, held out."""
-    from greenpath.records import build_trajectories
-    from greenpath.report.tables import one_step_predictions
-
-    rec = make_records()
-    traj = build_trajectories(rec, stop_epochs=[2])
-    skipped: list[str] = []
-    p = one_step_predictions(traj, ["persistence", "no_such"], skipped=skipped)
-    assert skipped and skipped[0].startswith("no_such")
-    acc = p[
-        (p["target"] == "val_accuracy")
-        & (p["method"] == "base")
-        & (p["dataset"] == "alpha")
-        & (p["seed"] == 0)
-    ].sort_values("epoch")
-    # trunk 0.6, 0.7, 0.8, 0.9: persistence predicts 0.6, 0.7, 0.8 for epochs 2..4
-    np.testing.assert_allclose(acc["predicted"], [0.6, 0.7, 0.8])
-    np.testing.assert_allclose(acc["actual"], [0.7, 0.8, 0.9])
-    assert set(p["history"]) == {"live"}
-    assert isinstance(p, pd.DataFrame)

@@ -161,8 +161,8 @@ def test_tiny_workflow_runs_through_slurm(local_slurm, flaky_run, tmp_path):
             # stage (data -> training grid -> records), what runs on SLURM with GPUs.
             # The modeling stage needs >= 2 datasets and longer runs.
             "--",
-            "results/records.parquet",
-            "results/trajectories.parquet",
+            "results/slurm_ci/records.parquet",
+            "results/slurm_ci/trajectories.parquet",
         ],
         cwd=REPO,
         env=cluster_env(local_slurm),
@@ -173,9 +173,9 @@ def test_tiny_workflow_runs_through_slurm(local_slurm, flaky_run, tmp_path):
     assert "greenpath SLURM pre-flight: status via squeue" in out
     # Outputs: 8 epoch rows by hand: trunk epochs 1, 2; freeze and quant from k=0
     # (epochs 1, 2) and from k=1 (epoch 2).
-    records = pd.read_parquet(work / "results" / "records.parquet")
+    records = pd.read_parquet(work / "results" / "slurm_ci" / "records.parquet")
     assert len(records) == 8, records
-    assert (work / "results" / "trajectories.parquet").stat().st_size > 0
+    assert (work / "results" / "slurm_ci" / "trajectories.parquet").stat().st_size > 0
     # Every training job ran as a SLURM job of this run and COMPLETED there.
     run_id = RUN_ID.search(out).group(1)
     ours = {j: s for j, (name, s) in local_slurm.jobs().items() if name == run_id}

@@ -6,7 +6,7 @@ interventions 0/10/20/30/40, methods freeze/quant/stop):
   train_trunk 12 x 5 segments (0-10, ..., 40-50) = 60;
   train_branch 12 x 2 trained methods x 5 intervention epochs = 120;
   prepare_dataset 12 (local rule, login node).
-Training rules and the closed loop, whose live runs train too, ask for gpu=1
+Training rules and the closed loop's live runs (control_run), which train too, ask for gpu=1
 (training.device: cuda); no other job asks for a GPU.
 """
 
@@ -19,7 +19,7 @@ import pytest
 import yaml
 from slurm_helpers import REPO, run_snakemake, tiny_config, write_config
 
-GPU_RULES = {"train_trunk", "train_branch", "control_closed_loop"}
+GPU_RULES = {"train_trunk", "train_branch", "control_run"}
 JOB_HEAD = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
 
 
@@ -69,6 +69,7 @@ def test_paper_dry_run_gpu_only_on_training_and_control_rules(tmp_path):
     assert counts["train_branch"] == 120
     assert counts["prepare_dataset"] == 12
     assert counts["control_closed_loop"] == 1
+    assert counts["control_run"] == 12 * 2  # datasets x (controlled, full)
     for rule, _, res in jobs:
         if rule in GPU_RULES:
             assert res.get("gpu") == "1", (rule, res)

@@ -19,9 +19,9 @@ from slurm_helpers import REPO, run_snakemake, tiny_config, write_config, write_
 
 pytestmark = pytest.mark.slow
 
-TARGET = "results/checkpoints/digits/seed0/trunk_e1.pt"
+TARGET = "results/slurm_ci/checkpoints/digits/seed0/trunk_e1.pt"
 #: Every output of that job (the fake sbatch creates them: the "job" ran).
-OUTPUTS = (TARGET, "results/records/digits/seed0/base_e1.parquet")
+OUTPUTS = (TARGET, "results/slurm_ci/records/digits/seed0/base_e1.parquet")
 
 
 def run_w1(tmp_path: Path, timeout_s: float = 90, fast: bool = True, **fake_env: str):
@@ -30,8 +30,10 @@ def run_w1(tmp_path: Path, timeout_s: float = 90, fast: bool = True, **fake_env:
     ``fast``: first status query after 1 s (else the profile's 40 s), output wait 1 s.
     """
     work = tmp_path / "work"
-    (work / "results" / "data").mkdir(parents=True)
-    (work / "results" / "data" / "digits.npz").write_bytes(b"")  # input exists: no prep
+    (work / "results" / "slurm_ci" / "data").mkdir(parents=True)
+    (work / "results" / "slurm_ci" / "data" / "digits.npz").write_bytes(
+        b""
+    )  # input exists: no prep
     cfg = write_config(tmp_path / "tiny.yaml", tiny_config())
     state = tmp_path / "fake"
     state.mkdir()

@@ -2,12 +2,15 @@ rule aggregate:
     input:
         record_files(),
     output:
-        records=f"{RESULTS}/records.parquet",
-        trajectories=f"{RESULTS}/trajectories.parquet",
+        records=f"{SDIR}/records.parquet",
+        trajectories=f"{SDIR}/trajectories.parquet",
     log:
-        f"{RESULTS}/logs/aggregate.log",
+        f"{SDIR}/logs/aggregate.log",
     localrule: True
     conda:
         "../../envs/greenpath.yaml"
+    params:
+        stop_epochs=stop_points(INTERVENTIONS, METHODS),
+        epochs=EPOCHS,
     script:
         "../../scripts/aggregate.py"

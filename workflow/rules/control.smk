@@ -1,15 +1,49 @@
-# Closed-loop evaluation of the energy-aware controller (issue 9, docs/control.md):
-# per dataset, a predictor fitted leave-one-dataset-out on results/records.parquet drives a
-# live controlled run per seed; compared with the full run, the grid's oracle and
-# patience-5 early stopping. Include this file and add control_targets() to `rule all`.
-# Settings: config key `control` (docs/config.md).
+# Closed-loop evaluation of the energy-aware controller (docs/control.md): per dataset,
+# the predictor fitted leave-one-dataset-out by the fit rule (models/<predictor>/) drives a
+# live controlled run per seed, next to a plain full run (one job per dataset, seed and
+# run kind: parallel, resumable, a log each); control_closed_loop tabulates them against
+# the full run, the grid's oracle and patience early stopping. Settings: config key
+# `control` (docs/config.md).
+
+
+rule control_run:
+    input:
+        records=f"{SDIR}/records.parquet",
+        dataset=f"{SDIR}/data/{{dataset}}.npz",
+        models=list(lodo_models(STUDY, CONTROL["predictor"]).values()),
+    output:
+        summary=f"{CONTROL_DIR}/runs/{{dataset}}/seed{{seed}}/{{kind}}.json",
+    log:
+        f"{SDIR}/logs/control/{{dataset}}/seed{{seed}}/{{kind}}.log",
+    wildcard_constraints:
+        kind="controlled|full",
+    conda:
+        "../../envs/greenpath.yaml"
+    threads: config["training"]["num_threads"]
+    # the live runs train on training.device: on CUDA one GPU, as the training rules
+    resources:
+        **training_resources(),
+        tmpdir=JOB_TMPDIR,
+    params:
+        role="run",
+        settings=control_settings(),
+        models=lodo_models(STUDY, CONTROL["predictor"]),
+        # only the controlled run decides; the full run does not read the objective
+        objective=lambda wc: (objective_settings() if wc.kind == "controlled" else {}),
+    script:
+        "../../scripts/control.py"
 
 
 rule control_closed_loop:
     input:
-        records=f"{RESULTS}/records.parquet",
-        trajectories=f"{RESULTS}/trajectories.parquet",
-        datasets=expand(f"{RESULTS}/data/{{dataset}}.npz", dataset=DATASETS),
+        records=f"{SDIR}/records.parquet",
+        models=list(lodo_models(STUDY, CONTROL["predictor"]).values()),
+        runs=expand(
+            f"{CONTROL_DIR}/runs/{{dataset}}/seed{{seed}}/{{kind}}.json",
+            dataset=DATASETS,
+            seed=SEEDS,
+            kind=RUN_KINDS,
+        ),
     output:
         table=f"{CONTROL_DIR}/control.csv",
         markdown=f"{CONTROL_DIR}/control.md",
@@ -21,18 +55,14 @@ rule control_closed_loop:
             labels={"figure": "closed-loop energy saved"},
         ),
     log:
-        f"{RESULTS}/logs/control/closed_loop.log",
+        f"{SDIR}/logs/control/closed_loop.log",
     conda:
         "../../envs/greenpath.yaml"
-    threads: config["training"]["num_threads"]
-    # the live runs train on training.device: on CUDA one GPU, as the training rules
-    resources:
-        **training_resources(),
     params:
-        out_dir=lambda wc, output: os.path.dirname(output.table),
-        predictor=CONTROL["predictor"],
-        objective=config["modeling"]["objective"],
-        tolerance=config["modeling"]["tolerance"],
+        role="table",
+        settings=control_settings(),
+        models=lodo_models(STUDY, CONTROL["predictor"]),
+        objective=objective_settings(),
         patience=CONTROL["patience"],
     script:
         "../../scripts/control.py"

@@ -1,13 +1,15 @@
-# Modeling: leave-one-dataset-out evaluation of the predictors, the planner's predictor
-# fitted on every dataset, and the path strategies; for the config's study and, when its
-# folder exists, the paper's EAT-IT data (study "eatit").
+# Modeling: every predictor fitted leave-one-dataset-out (one model file per held-out
+# dataset) and on every dataset, the leave-one-dataset-out evaluation and the path
+# strategies, which read those files; for the config's study and, when its folder
+# exists, the paper's EAT-IT data (study "eatit", results/eatit/).
 
 
 rule import_eatit:
     output:
         records=f"{RESULTS}/eatit/records.parquet",
+        trajectories=f"{RESULTS}/eatit/trajectories.parquet",
     log:
-        f"{RESULTS}/logs/model/import_eatit.log",
+        f"{RESULTS}/eatit/logs/import_eatit.log",
     localrule: True
     conda:
         "../../envs/greenpath.yaml"
@@ -19,40 +21,52 @@ rule import_eatit:
         "../../scripts/modeling.py"
 
 
+# One fit job per (study, predictor): the model without each dataset of the study
+# (leave-one-dataset-out) and the model on every dataset, each its own file.
+for _study, _entry in MODEL_STUDIES.items():
+
+    rule:
+        name:
+            f"fit_{_study}"
+        input:
+            trajectories=f"{RESULTS}/{_study}/trajectories.parquet",
+        output:
+            **{
+                fold: f"{RESULTS}/{_study}/models/{{predictor}}/{fold}.json"
+                for fold in model_folds(_study)
+            },
+        log:
+            f"{RESULTS}/{_study}/logs/model/fit_{{predictor}}.log",
+        wildcard_constraints:
+            predictor="[a-z_]+",
+        conda:
+            "../../envs/greenpath.yaml"
+        params:
+            role="fit",
+            predictor=lambda wc: wc.predictor,
+            folds=model_folds(_study),
+        script:
+            "../../scripts/modeling.py"
+
+
 rule evaluate:
     input:
-        records=lambda wc: MODEL_STUDIES[wc.study][0],
+        trajectories=f"{RESULTS}/{{study}}/trajectories.parquet",
+        models=evaluate_models,
     output:
-        json=f"{RESULTS}/evaluation/{{study}}.json",
-        table=f"{RESULTS}/tables/{{study}}_evaluation.csv",
+        json=f"{RESULTS}/{{study}}/evaluation.json",
+        table=f"{RESULTS}/{{study}}/tables/evaluation.csv",
     log:
-        f"{RESULTS}/logs/model/evaluate_{{study}}.log",
+        f"{RESULTS}/{{study}}/logs/model/evaluate.log",
     wildcard_constraints:
-        study="[A-Za-z0-9_]+",
+        study="[A-Za-z0-9_.-]+",
     conda:
         "../../envs/greenpath.yaml"
     params:
         role="evaluate",
-        predictors=lambda wc: MODEL_STUDIES[wc.study][1],
-    script:
-        "../../scripts/modeling.py"
-
-
-rule fit:
-    input:
-        records=lambda wc: MODEL_STUDIES[wc.study][0],
-    output:
-        model=f"{RESULTS}/models/{{study}}/{{predictor}}.json",
-    log:
-        f"{RESULTS}/logs/model/fit_{{study}}_{{predictor}}.log",
-    wildcard_constraints:
-        study="[A-Za-z0-9_]+",
-        predictor="[a-z_]+",
-    conda:
-        "../../envs/greenpath.yaml"
-    params:
-        role="fit",
-        predictor=lambda wc: wc.predictor,
+        models=lambda wc: canonical(
+            {p: lodo_models(wc.study, p) for p in MODEL_STUDIES[wc.study][1]}
+        ),
     script:
         "../../scripts/modeling.py"
 
@@ -60,17 +74,20 @@ rule fit:
 rule paths:
     input:
         records=lambda wc: MODEL_STUDIES[wc.study][0],
-        model=lambda wc: f"{RESULTS}/models/{wc.study}/{config['modeling']['planner_predictor']}.json",
+        model=lambda wc: planner_model(wc.study, "all"),
+        lodo=lambda wc: list(planner_model(wc.study).values()),
     output:
-        json=f"{RESULTS}/paths/{{study}}.json",
-        table=f"{RESULTS}/tables/{{study}}_paths.csv",
+        json=f"{RESULTS}/{{study}}/paths.json",
+        table=f"{RESULTS}/{{study}}/tables/paths.csv",
     log:
-        f"{RESULTS}/logs/model/paths_{{study}}.log",
+        f"{RESULTS}/{{study}}/logs/model/paths.log",
     wildcard_constraints:
-        study="[A-Za-z0-9_]+",
+        study="[A-Za-z0-9_.-]+",
     conda:
         "../../envs/greenpath.yaml"
     params:
         role="paths",
+        models=lambda wc: planner_model(wc.study),
+        objective=objective_settings(),
     script:
         "../../scripts/modeling.py"

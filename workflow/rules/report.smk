@@ -22,50 +22,51 @@ rule report_figures:
             False,
         ),
         curves=_report_flag(
-            f"{REPORT_DIR}/{{study}}/learning_curves",
+            f"{REPORT_DIR}/learning_curves",
             "learning_curves.rst",
             "3. learning curves",
             "validation accuracy vs epoch",
             True,
         ),
         energy_accuracy=_report_flag(
-            f"{REPORT_DIR}/{{study}}/energy_accuracy",
+            f"{REPORT_DIR}/energy_accuracy",
             "energy_accuracy.rst",
             "4. energy vs accuracy",
             "cumulative energy vs accuracy",
             True,
         ),
         energy_breakdown=_report_flag(
-            f"{REPORT_DIR}/{{study}}/energy_breakdown",
+            f"{REPORT_DIR}/energy_breakdown",
             "energy_breakdown.rst",
             "5. energy breakdown",
             "energy by method and component",
             True,
         ),
         predictions=_report_flag(
-            f"{REPORT_DIR}/{{study}}/predictions.png",
+            f"{REPORT_DIR}/predictions.png",
             "predictions.rst",
             "6. predictions",
             "predicted vs actual",
             False,
         ),
         summary=_report_flag(
-            f"{REPORT_DIR}/{{study}}/summary.html",
+            f"{REPORT_DIR}/summary.html",
             "summary.rst",
             "7. strategies and predictors next to the paper",
             "summary table",
             False,
         ),
-        index=f"{REPORT_DIR}/{{study}}/index.html",
+        index=f"{REPORT_DIR}/index.html",
     log:
-        f"{RESULTS}/logs/report/{{study}}.log",
+        f"{RESULTS}/{{study}}/logs/report.log",
     wildcard_constraints:
-        study="[A-Za-z0-9_]+",
+        study="[A-Za-z0-9_.-]+",
     localrule: True
     conda:
         "../../envs/greenpath.yaml"
     params:
-        out_dir=lambda wc: f"{REPORT_DIR}/{wc.study}",
+        out_dir=lambda wc: REPORT_DIR.format(study=wc.study),
+        title=lambda wc: (config.get("report") or {}).get("title"),
         datasets=lambda wc: DATASETS if wc.study == config["study"] else None,
         stop_epochs=lambda wc: (
             stop_points(INTERVENTIONS, METHODS)

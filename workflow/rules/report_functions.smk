@@ -1,5 +1,5 @@
 # Functions of the report rules (report.smk): which studies have a report and what each
-# report job reads. Needs RESULTS, DATASETS, INTERVENTIONS, METHODS and MODEL_STUDIES
+# report job reads. Needs RESULTS (results/<study>/report/ per study), DATASETS, INTERVENTIONS, METHODS and MODEL_STUDIES
 # (common.smk). Kept apart from the rules (Snakemake's lint) and from common.smk so the
 # report rules can be tested in a tiny workflow of their own (tests/report).
 
@@ -10,19 +10,25 @@ from greenpath.grid import stop_points
 report: "../report/workflow.rst"
 
 
-REPORT_DIR = f"{RESULTS}/report"
+#: Report of a study: results/<study>/report/.
+REPORT_DIR = f"{RESULTS}/{{study}}/report"
 
-#: (rule name, file pattern) of the modeling/paths outputs the report shows. A file is an
-#: input only when a rule of that name exists, so the report builds without those stages.
+#: (rule names, file pattern) of the outputs the report shows besides the records. A file
+#: is an input only when a rule of one of those names exists, so the report builds
+#: without those stages.
 REPORT_OPTIONAL = {
-    "paths": ("paths", f"{RESULTS}/paths/{{study}}.json"),
-    "evaluation": ("evaluate", f"{RESULTS}/evaluation/{{study}}.json"),
+    "trajectories": (
+        ("aggregate", "import_eatit"),
+        f"{RESULTS}/{{study}}/trajectories.parquet",
+    ),
+    "paths": (("paths",), f"{RESULTS}/{{study}}/paths.json"),
+    "evaluation": (("evaluate",), f"{RESULTS}/{{study}}/evaluation.json"),
 }
 
 
 def report_studies():
     """Study -> records file: the config's study and, when imported, EAT-IT."""
-    return {study: records for study, (records, _) in MODEL_STUDIES.items()}
+    return {study: entry[0] for study, entry in MODEL_STUDIES.items()}
 
 
 def report_inputs(wildcards):
@@ -33,16 +39,19 @@ def report_inputs(wildcards):
             f"no records for study {wildcards.study!r}; known studies: {sorted(studies)}"
         )
     inputs = {"records": studies[wildcards.study]}
-    for key, (rule_name, pattern) in REPORT_OPTIONAL.items():
-        lodo = wildcards.study in globals().get("LODO_STUDIES", [wildcards.study])
-        if lodo and rule_name in {r.name for r in workflow.rules}:
+    rules = {r.name for r in workflow.rules}
+    for key, (rule_names, pattern) in REPORT_OPTIONAL.items():
+        lodo = key == "trajectories" or wildcards.study in globals().get(
+            "LODO_STUDIES", [wildcards.study]
+        )
+        if lodo and rules.intersection(rule_names):
             inputs[key] = pattern.format(study=wildcards.study)
     return inputs
 
 
 def report_targets():
     """Every report output of every study (add to `rule all`)."""
-    return [f"{REPORT_DIR}/{s}/index.html" for s in report_studies()]
+    return [f"{REPORT_DIR}/index.html".format(study=s) for s in report_studies()]
 
 
 def _report_flag(path, caption, subcategory, figure, per_dataset):

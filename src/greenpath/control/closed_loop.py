@@ -2,8 +2,8 @@
 
 For each dataset X of the config:
 
-1. fit the predictor on the OTHER datasets' records (``greenpath fit`` equivalent; the
-   held-out dataset is asserted absent) and save it as JSON;
+1. read the predictor fitted on the OTHER datasets' trajectories (the workflow's ``fit``
+   rule writes it; the held-out dataset is checked absent);
 2. choose the controller's settings leave-one-dataset-out: every ``(Margin, allowed
    actions)`` of :func:`settings_grid` is replayed (:func:`~greenpath.control.run.replay_tree`)
    on the measured trees of the other datasets, each forecast by the predictor fitted
@@ -46,7 +46,7 @@ from greenpath.paths import (
     patience_stop_epoch,
     patience_stopping,
 )
-from greenpath.records import atomic_path, build_trajectories, read_records
+from greenpath.records import atomic_path, read_records
 
 log = logging.getLogger(__name__)
 
@@ -104,20 +104,22 @@ class CachedPredictor:
         return val
 
 
-def fit_lodo(records: pd.DataFrame, dataset: str, predictor: str, params: Mapping | None = None):
-    """Fit ``predictor`` on every dataset but ``dataset`` (leave-one-dataset-out).
+def load_lodo_model(models: Mapping[str, Path], dataset: str) -> Any:
+    """The predictor fitted without ``dataset``, read from ``models[dataset]``.
 
     Raises:
-        ValueError: no other dataset to fit on.
+        ValueError: no model for ``dataset``, or the model was fitted on it.
     """
-    from greenpath.modeling import get_predictor
+    from greenpath.modeling.io import load
 
-    ok = records[records["status"].fillna("ok") == "ok"] if "status" in records else records
-    train = ok[ok["dataset"] != dataset]
-    if train.empty:
-        raise ValueError(f"leave-one-dataset-out needs records of datasets other than {dataset!r}")
-    assert dataset not in set(train["dataset"])
-    return get_predictor(predictor, **dict(params or {})).fit(build_trajectories(train))
+    if dataset not in models:
+        raise ValueError(f"no leave-one-dataset-out model without {dataset!r}; fit it first")
+    model = load(models[dataset])
+    if dataset in model.trained_datasets:
+        raise ValueError(
+            f"{models[dataset]} was fitted on {dataset!r}, the dataset it must hold out"
+        )
+    return model
 
 
 def calibrate(
@@ -174,14 +176,196 @@ def _pct(e: float, ref: float) -> float:
     return (1.0 - e / ref) * 100.0 if ref > 0 and math.isfinite(e) else math.nan
 
 
+def _setup(config, records_path, models, objective, tolerance, lam):
+    """(trees, decision epochs, objective, dataset -> cached leave-one-dataset-out model)."""
+    records = read_records(records_path)
+    dec = sorted({0, *[int(k) for k in config["interventions"]["epochs"]]})
+    trees = build_trees(records, dec)
+    obj = get_objective(objective, tolerance, lam)
+    predictors = {
+        ds: CachedPredictor(load_lodo_model(models, ds)) for ds in {t.dataset for t in trees}
+    }
+    return trees, dec, obj, predictors
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float, or None when missing or not finite (strict JSON)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _tree(trees, dataset, seed, records_path):
+    for t in trees:
+        if t.dataset == dataset and t.seed == int(seed):
+            return t
+    raise ValueError(f"no measured tree for {dataset} seed {seed} in {records_path}")
+
+
+def live_run(
+    config: dict,
+    *,
+    records_path: Path,
+    models: Mapping[str, Path],
+    dataset: str,
+    dataset_path: Path,
+    seed: int,
+    kind: str,
+    run_dir: Path,
+    objective: str = "constrained",
+    tolerance: float = 0.01,
+    lam: float | None = None,
+    meter: Any = None,
+) -> dict[str, Any]:
+    """One live run of the closed loop: ``kind`` ``controlled`` (the controller, its margin
+    and actions calibrated leave-one-dataset-out) or ``full`` (a plain full-length run).
+
+    Trains under ``run_dir`` (resumable: the engine's per-epoch state) after an untimed
+    one-epoch warm-up, so the measured run does not pay the process's start-up costs.
+
+    Returns:
+        JSON-ready summary: dataset, seed, kind, margin/actions/calibration (controlled),
+        decisions, epochs_run, energy_j, val_accuracy, estimated_full_energy_j and the
+        per-epoch ``val_accuracy_per_epoch`` / ``energy_per_epoch_j`` (null: not measured).
+
+    Raises:
+        ValueError: unknown ``kind``, no grid tree or no model for the dataset.
+    """
+    if kind not in ("controlled", "full"):
+        raise ValueError(f"kind={kind!r}: use 'controlled' or 'full'")
+    run_dir = Path(run_dir)
+    out: dict[str, Any] = {"dataset": dataset, "seed": int(seed), "kind": kind}
+    ctl = None
+    if kind == "controlled":
+        trees, dec, obj, predictors = _setup(
+            config, records_path, models, objective, tolerance, lam
+        )
+        tree = _tree(trees, dataset, seed, records_path)
+        margin, acts, calib = calibrate(trees, dataset, predictors, obj, dec)
+        log.info("%s: margin %s, actions %s (%s)", dataset, margin, acts, calib)
+        ctl = Controller(predictors[dataset].predictor, last_epoch=int(config["training"]["epochs"]),
+                         decision_epochs=dec, objective=obj, margin=margin, methods=acts,
+                         dataset_info=tree.dataset_info)  # fmt: skip
+        out.update(margin={"z": margin.z, "delta": margin.delta, "cold_start": margin.cold_start},
+                   actions=list(acts), calibration=calib)  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".warmup-", dir=run_dir) as tmp:
+        train_controlled(config, dataset=dataset, dataset_path=dataset_path, seed=seed,
+                         out_dir=Path(tmp), epochs=1)  # fmt: skip
+    res = train_controlled(config, dataset=dataset, dataset_path=dataset_path, seed=seed,
+                           out_dir=run_dir / kind, controller=ctl, meter=meter)  # fmt: skip
+    energy = pd.to_numeric(res.records["energy_total_j"]).astype(float)
+    out.update(
+        decisions=[[int(e), str(a), str(r)] for e, a, r in res.decisions],
+        epochs_run=int(res.epochs_run),
+        energy_j=_finite(res.energy_j),
+        val_accuracy=float(res.val_accuracy),
+        estimated_full_energy_j=_finite(res.estimated_full_energy_j),
+        val_accuracy_per_epoch=[float(v) for v in res.records["val_accuracy"]],
+        energy_per_epoch_j=[_finite(v) for v in energy],
+    )
+    return out
+
+
+def tabulate(
+    config: dict,
+    *,
+    records_path: Path,
+    models: Mapping[str, Path],
+    runs: Sequence[Mapping[str, Any]],
+    objective: str = "constrained",
+    tolerance: float = 0.01,
+    lam: float | None = None,
+    patience: int = 5,
+) -> pd.DataFrame:
+    """One row per (dataset, seed) from the :func:`live_run` summaries of both kinds,
+    compared with the grid: the path the controller takes on the measured tree, the
+    oracle, patience early stopping (live full run and grid trunk).
+
+    Raises:
+        ValueError: a (dataset, seed) lacks one of the two kinds, or has no grid tree.
+    """
+    trees, dec, obj, predictors = _setup(config, records_path, models, objective, tolerance, lam)
+    E = int(config["training"]["epochs"])
+    pairs: dict[tuple[str, int], dict[str, Mapping[str, Any]]] = {}
+    for r in runs:
+        pairs.setdefault((str(r["dataset"]), int(r["seed"])), {})[str(r["kind"])] = r
+    rows = []
+    for (ds, seed), kinds in sorted(pairs.items()):
+        if set(kinds) != {"controlled", "full"}:
+            raise ValueError(
+                f"{ds} seed {seed}: live runs {sorted(kinds)}; need controlled and full"
+            )
+        live, full = kinds["controlled"], kinds["full"]
+        tree = _tree(trees, ds, seed, records_path)
+        margin = Margin(**live["margin"])
+        acts = tuple(live["actions"])
+        twin = Controller(predictors[ds], last_epoch=E, decision_epochs=dec, objective=obj,
+                          margin=margin, methods=acts, dataset_info=tree.dataset_info)  # fmt: skip
+        key = replay_tree(twin, tree)
+        rows.append(_row(obj, tree, key, live, full, patience, margin, acts))
+    return pd.DataFrame(rows)
+
+
+def _row(obj, tree, key, live, full, patience, margin, acts) -> dict[str, Any]:
+    g_acc, g_en = tree.outcome(*key)
+    o = oracle(tree, obj)
+    p_grid = patience_stopping(tree, patience, restore_best=True)
+    f_acc = np.asarray(full["val_accuracy_per_epoch"], dtype=float)
+    f_en = np.cumsum(np.asarray([np.nan if v is None else v for v in full["energy_per_epoch_j"]]))
+    p_stop, p_best = patience_stop_epoch(f_acc, patience)
+    ref_acc, ref_en = tree.ref_accuracy, tree.ref_energy_j
+    live_ref_acc, live_ref_en = float(f_acc[-1]), float(f_en[-1])
+    l_acc = float(live["val_accuracy"])
+    l_en = math.nan if live["energy_j"] is None else float(live["energy_j"])
+    return {
+        "dataset": tree.dataset,
+        "seed": tree.seed,
+        "margin_z": margin.z,
+        "margin_delta": margin.delta,
+        "cold_start": margin.cold_start,
+        "actions_allowed": ",".join(acts),
+        "decisions": "; ".join(f"{e}:{a}" for e, a, _ in live["decisions"] if a != "continue")
+        or "none",
+        "path": f"{key[0]}@{key[1]}->{key[2]}",
+        "epochs_run": live["epochs_run"],
+        "ctl_energy_j": l_en,
+        "ctl_accuracy": l_acc,
+        "full_energy_j": live_ref_en,
+        "full_accuracy": live_ref_acc,
+        "estimated_full_energy_j": live["estimated_full_energy_j"],
+        "energy_saved_pct": _pct(l_en, live_ref_en),
+        "accuracy_change_pts": (l_acc - live_ref_acc) * 100,
+        "violation": obj.violation(l_acc, live_ref_acc),
+        "grid_energy_saved_pct": _pct(g_en, ref_en),
+        "grid_accuracy_change_pts": (g_acc - ref_acc) * 100,
+        "grid_violation": obj.violation(g_acc, ref_acc),
+        "regret_vs_oracle": obj.regret(g_acc, g_en, o.val_accuracy, o.energy_j, ref_acc, ref_en),
+        "oracle_path": f"{o.method}@{o.intervention_epoch}->{o.end_epoch}",
+        "oracle_energy_saved_pct": _pct(o.energy_j, ref_en),
+        "oracle_every_epoch_energy_saved_pct": _pct(
+            oracle(tree, obj, every_epoch=True).energy_j, ref_en
+        ),
+        "patience_energy_saved_pct": _pct(float(f_en[p_stop - 1]), live_ref_en),
+        "patience_accuracy_change_pts": (f_acc[p_best - 1] - live_ref_acc) * 100,
+        "patience_violation": obj.violation(float(f_acc[p_best - 1]), live_ref_acc),
+        "patience_grid_energy_saved_pct": _pct(p_grid.energy_j, ref_en),
+        "patience_grid_violation": obj.violation(p_grid.val_accuracy, ref_acc),
+        "live_matches_grid_accuracy": bool(
+            abs(l_acc - g_acc) < 1e-9 and abs(live_ref_acc - ref_acc) < 1e-9
+        ),
+    }
+
+
 def closed_loop(
     config: dict,
     *,
     records_path: Path,
     dataset_paths: Mapping[str, Path],
     out_dir: Path,
-    predictor: str = "paper",
-    predictor_params: Mapping | None = None,
+    models: Mapping[str, Path],
     objective: str = "constrained",
     tolerance: float = 0.01,
     lam: float | None = None,
@@ -189,139 +373,44 @@ def closed_loop(
     seeds: Sequence[int] | None = None,
     meter_factory: Any = None,
 ) -> pd.DataFrame:
-    """Run the closed loop (module docstring) and return one row per (dataset, seed).
+    """The whole closed loop in one process (the workflow runs :func:`live_run` as one
+    job per (dataset, seed, kind) and :func:`tabulate` as one job): every live run under
+    ``out_dir/runs/<dataset>/seed<seed>/``, then the table.
 
     Args:
         config: checked config (datasets, seeds, epochs, interventions).
-        records_path: the grid's ``results/records.parquet``.
+        records_path: the grid's ``records.parquet``.
         dataset_paths: dataset -> prepared ``.npz``.
-        out_dir: models, live runs and decisions go under it.
-        predictor, predictor_params: registry name and parameters (``greenpath fit``).
+        models: dataset -> JSON of the predictor fitted without it (``greenpath fit``).
         objective, tolerance, lam: the controller's objective.
         patience: patience of the early-stopping baseline.
         seeds: default ``config["seeds"]``.
         meter_factory: ``() -> meter`` for the live runs (default: the config's meter).
 
     Raises:
-        ValueError: a dataset of ``dataset_paths`` has no grid tree.
+        ValueError: see :func:`live_run` and :func:`tabulate`.
     """
-    out_dir = Path(out_dir)
-    records = read_records(records_path)
-    E = int(config["training"]["epochs"])
-    dec = sorted({0, *[int(k) for k in config["interventions"]["epochs"]]})
-    trees = build_trees(records, dec)
-    datasets = list(dataset_paths)
     seeds = [int(s) for s in (seeds if seeds is not None else config["seeds"])]
-    obj = get_objective(objective, tolerance, lam)
-    from greenpath.modeling.io import save
-
-    predictors: dict[str, Any] = {}
-    for ds in sorted({t.dataset for t in trees}):
-        fitted = fit_lodo(records, ds, predictor, predictor_params)
-        save(fitted, out_dir / "models" / f"{ds}.json")
-        predictors[ds] = CachedPredictor(fitted)
-    cache: dict = {}
-    rows: list[dict[str, Any]] = []
-    for ds in datasets:
-        ds_trees = {t.seed: t for t in trees if t.dataset == ds}
-        if not ds_trees:
-            raise ValueError(f"dataset {ds!r} has no measured tree in {records_path}")
-        margin, acts, calib = calibrate(trees, ds, predictors, obj, dec, cache=cache)
-        log.info("%s: margin %s, actions %s (%s)", ds, margin, acts, calib)
-        for seed in seeds:
-            tree = ds_trees.get(seed)
-            if tree is None:
-                raise ValueError(f"no measured tree for {ds} seed {seed} in {records_path}")
-            run_dir = out_dir / "runs" / ds / f"seed{seed}"
-            ctl = Controller(
-                predictors[ds].predictor,
-                last_epoch=E,
-                decision_epochs=dec,
-                objective=obj,
-                margin=margin,
-                methods=acts,
-                dataset_info=tree.dataset_info,
-            )
-            if seed == seeds[0]:
-                # Untimed warm-up (thread pools, allocator, kernels) so the first measured
-                # run of the job does not pay the process's start-up costs alone.
-                with tempfile.TemporaryDirectory(prefix="greenpath-warmup-") as tmp:
-                    train_controlled(config, dataset=ds, dataset_path=dataset_paths[ds],
-                                     seed=seed, out_dir=Path(tmp), epochs=1)  # fmt: skip
-
-            def run_live(
-                kind: str, controller: Controller | None, ds=ds, seed=seed, run_dir=run_dir
-            ) -> Any:
-                meter = meter_factory() if meter_factory else None
-                return train_controlled(config, dataset=ds, dataset_path=dataset_paths[ds],
-                                        seed=seed, out_dir=run_dir / kind,
-                                        controller=controller, meter=meter)  # fmt: skip
-
-            # Alternate which live run goes first, so order effects on the measured energy
-            # (machine state, caches) do not favour either side.
-            if seeds.index(seed) % 2 == 0:
-                live = run_live("controlled", ctl)
-                full = run_live("full", None)
-            else:
-                full = run_live("full", None)
-                live = run_live("controlled", ctl)
-            # the grid path the controller took (fresh controller, same settings)
-            twin = Controller(predictors[ds], last_epoch=E, decision_epochs=dec,
-                              objective=obj, margin=margin, methods=acts,
-                              dataset_info=tree.dataset_info)  # fmt: skip
-            key = replay_tree(twin, tree)
-            g_acc, g_en = tree.outcome(*key)
-            o = oracle(tree, obj)
-            p_grid = patience_stopping(tree, patience, restore_best=True)
-            f_acc = full.records["val_accuracy"].to_numpy(dtype=float)
-            f_en = np.cumsum(pd.to_numeric(full.records["energy_total_j"]).to_numpy(dtype=float))
-            p_stop, p_best = patience_stop_epoch(f_acc, patience)
-            ref_acc, ref_en = tree.ref_accuracy, tree.ref_energy_j
-            live_ref_acc, live_ref_en = float(f_acc[-1]), float(f_en[-1])
-            rows.append(
-                {
-                    "dataset": ds,
-                    "seed": seed,
-                    "margin_z": margin.z,
-                    "margin_delta": margin.delta,
-                    "cold_start": margin.cold_start,
-                    "actions_allowed": ",".join(acts),
-                    "decisions": "; ".join(
-                        f"{e}:{a}" for e, a, _ in live.decisions if a != "continue"
-                    )
-                    or "none",
-                    "path": f"{key[0]}@{key[1]}->{key[2]}",
-                    "epochs_run": live.epochs_run,
-                    "ctl_energy_j": live.energy_j,
-                    "ctl_accuracy": live.val_accuracy,
-                    "full_energy_j": live_ref_en,
-                    "full_accuracy": live_ref_acc,
-                    "estimated_full_energy_j": live.estimated_full_energy_j,
-                    "energy_saved_pct": _pct(live.energy_j, live_ref_en),
-                    "accuracy_change_pts": (live.val_accuracy - live_ref_acc) * 100,
-                    "violation": obj.violation(live.val_accuracy, live_ref_acc),
-                    "grid_energy_saved_pct": _pct(g_en, ref_en),
-                    "grid_accuracy_change_pts": (g_acc - ref_acc) * 100,
-                    "grid_violation": obj.violation(g_acc, ref_acc),
-                    "regret_vs_oracle": obj.regret(
-                        g_acc, g_en, o.val_accuracy, o.energy_j, ref_acc, ref_en
-                    ),  # fmt: skip
-                    "oracle_path": f"{o.method}@{o.intervention_epoch}->{o.end_epoch}",
-                    "oracle_energy_saved_pct": _pct(o.energy_j, ref_en),
-                    "oracle_every_epoch_energy_saved_pct": _pct(
-                        oracle(tree, obj, every_epoch=True).energy_j, ref_en
-                    ),
-                    "patience_energy_saved_pct": _pct(float(f_en[p_stop - 1]), live_ref_en),
-                    "patience_accuracy_change_pts": (f_acc[p_best - 1] - live_ref_acc) * 100,
-                    "patience_violation": obj.violation(float(f_acc[p_best - 1]), live_ref_acc),
-                    "patience_grid_energy_saved_pct": _pct(p_grid.energy_j, ref_en),
-                    "patience_grid_violation": obj.violation(p_grid.val_accuracy, ref_acc),
-                    "live_matches_grid_accuracy": bool(
-                        abs(live.val_accuracy - g_acc) < 1e-9 and abs(live_ref_acc - ref_acc) < 1e-9
-                    ),
-                }
-            )
-    return pd.DataFrame(rows)
+    goal = {"objective": objective, "tolerance": tolerance, "lam": lam}
+    runs = [
+        live_run(
+            config,
+            records_path=records_path,
+            models=models,
+            dataset=ds,
+            dataset_path=dataset_paths[ds],
+            seed=seed,
+            kind=kind,
+            run_dir=Path(out_dir) / "runs" / ds / f"seed{seed}",
+            meter=meter_factory() if meter_factory else None,
+            **goal,
+        )  # fmt: skip
+        for ds in dataset_paths
+        for seed in seeds
+        for kind in ("controlled", "full")
+    ]
+    return tabulate(config, records_path=records_path, models=models, runs=runs,
+                    patience=patience, **goal)  # fmt: skip
 
 
 #: Columns of the per-dataset table (name -> how runs are pooled).
@@ -437,10 +526,12 @@ __all__ = [
     "CachedPredictor",
     "calibrate",
     "closed_loop",
-    "fit_lodo",
+    "live_run",
+    "load_lodo_model",
     "plot",
     "settings_grid",
     "summarize",
+    "tabulate",
     "to_markdown",
     "write_outputs",
 ]

@@ -332,22 +332,86 @@ def evaluate_lodo(
         per_dataset, pooled (``all`` and ``without_flagged``), seconds.
     """
     t0 = time.perf_counter()
+    clean = exclude_failed_paths(replace_zero_accuracy(trajectories, zero_accuracy))
+    models = {
+        d: get_predictor(predictor, **dict(params or {})).fit(train)
+        for d, train, _ in lodo_splits(clean)
+    }
+    res = evaluate_lodo_models(
+        trajectories,
+        models,
+        min_epoch=min_epoch,
+        decision_epochs=decision_epochs,
+        flagged=flagged,
+        tables=tables,
+        zero_accuracy=zero_accuracy,
+    )
+    res["predictor"], res["params"] = predictor, _jsonable(dict(params or {}))
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def lodo_training_set(
+    trajectories: pd.DataFrame, held_out: str | None, zero_accuracy: float | None = None
+) -> pd.DataFrame:
+    """The trajectories a predictor is fitted on: every path without a failed row, of every
+    dataset but ``held_out`` (``None``: every dataset).
+
+    Raises:
+        ValueError: nothing is left to fit on (names the held-out dataset).
+    """
+    clean = exclude_failed_paths(replace_zero_accuracy(trajectories, zero_accuracy))
+    if held_out is None:
+        return clean
+    train = clean[clean["dataset"].astype(str) != str(held_out)]
+    if train.empty:
+        raise ValueError(
+            f"leave-one-dataset-out without {held_out!r} leaves no trajectories to fit on; "
+            "add records of more datasets"
+        )
+    return train
+
+
+def evaluate_lodo_models(
+    trajectories: pd.DataFrame,
+    models: Mapping[str, Predictor],
+    *,
+    min_epoch: int = PAPER_MIN_EPOCH,
+    decision_epochs: Sequence[int] | None = None,
+    flagged: set[str] | None = None,
+    tables: bool = False,
+    zero_accuracy: float | None = None,
+) -> dict[str, Any]:
+    """Leave-one-dataset-out evaluation with models fitted beforehand (no fitting here).
+
+    Args:
+        trajectories: ``build_trajectories`` output of every dataset.
+        models: held-out dataset -> the predictor fitted without it (one per dataset of
+            ``trajectories``); the other arguments as in :func:`evaluate_lodo`.
+
+    Raises:
+        ValueError: a dataset has no model, or its model was fitted on it (leak).
+    """
+    t0 = time.perf_counter()
     trajectories = exclude_failed_paths(replace_zero_accuracy(trajectories, zero_accuracy))
     if flagged is None:
         flagged = flag_chance_level(trajectories)
     ones, multis = [], []
-    for d, train, test in lodo_splits(trajectories):
-        model = get_predictor(predictor, **dict(params or {})).fit(train)
+    for d, _, test in lodo_splits(trajectories):
+        if d not in models:
+            raise ValueError(f"no leave-one-dataset-out model without {d!r}; fit it first")
+        model = models[d]
         if d in model.trained_datasets:
-            raise AssertionError(f"held-out dataset {d} leaked into the training fold")
+            raise ValueError(f"held-out dataset {d} leaked into the training fold of its model")
         ones.append(one_step_table(model, test, min_epoch))
         multis.append(multi_step_table(model, test, decision_epochs))
-        log.info("lodo %s: held out %s", predictor, d)
+        log.info("lodo %s: held out %s", model.name, d)
     one = pd.concat(ones, ignore_index=True)
     multi = pd.concat(multis, ignore_index=True)
+    first = next(iter(models.values()))
     res = {
-        "predictor": predictor,
-        "params": dict(params or {}),
+        "predictor": first.name,
+        "params": dict(first.params or {}),
         "mode": "leave-one-dataset-out",
         "protocol": {**_protocol(min_epoch, decision_epochs), "zero_accuracy": zero_accuracy},
         **summarise(one, multi, flagged),

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from greenpath.records import atomic_path, build_trajectories, read_records
+from greenpath.records import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -69,29 +68,53 @@ def evaluation_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def read_trajectories(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a ``trajectories.parquet`` written by the aggregate (or trajectories) rule."""
+    return pd.read_parquet(path)
+
+
+def eatit_datasets(src: str | os.PathLike[str]) -> list[str]:
+    """Datasets of the EAT-IT folder ``src`` as the importer names them (sorted).
+
+    Raises:
+        FileNotFoundError: ``src/history.csv`` is missing.
+    """
+    from greenpath.modeling.eatit import DATASET_RENAMES
+
+    names = pd.read_csv(Path(src) / "history.csv", usecols=["dataset"])["dataset"].unique()
+    return sorted({DATASET_RENAMES.get(str(n), str(n)) for n in names})
+
+
 def evaluate_study(
-    records: Sequence[str | os.PathLike[str]],
-    predictors: Sequence[str],
+    trajectories: str | os.PathLike[str],
+    models: dict[str, dict[str, str | os.PathLike[str]]],
     out_json: str | os.PathLike[str],
     out_table: str | os.PathLike[str],
     *,
     min_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """Leave-one-dataset-out evaluation of every predictor; JSON + table.
+    """Leave-one-dataset-out evaluation of every predictor with its fitted models.
+
+    Args:
+        trajectories: the study's ``trajectories.parquet``.
+        models: predictor -> held-out dataset -> model JSON fitted without that dataset
+            (the ``fit`` rule's outputs; nothing is fitted here).
 
     ``min_epoch`` defaults to the paper's row selection (epochs > 6) when the study has
     more than 10 epochs, and to epoch 2 otherwise (short runs would keep too few rows).
     """
-    from greenpath.modeling.evaluate import PAPER_MIN_EPOCH, evaluate_lodo
+    from greenpath.modeling.evaluate import PAPER_MIN_EPOCH, evaluate_lodo_models
+    from greenpath.modeling.io import load
 
-    traj = build_trajectories(read_records(list(records)))
+    traj = read_trajectories(trajectories)
     if traj["dataset"].nunique() < 2:
         raise ValueError("leave-one-dataset-out needs at least 2 datasets in the records")
     if min_epoch is None:
         min_epoch = PAPER_MIN_EPOCH if traj["epoch"].max() > 10 else 2
     results = {}
-    for name in predictors:
-        results[name] = evaluate_lodo(traj, name, min_epoch=min_epoch, tables=True)
+    for name, files in models.items():
+        fitted = {d: load(f) for d, f in files.items()}
+        results[name] = evaluate_lodo_models(traj, fitted, min_epoch=min_epoch, tables=True)
         log.info("evaluated %s in %.1f s", name, results[name]["seconds"])
     write_json(results, out_json)
     write_table(evaluation_table(results), out_table)
@@ -99,43 +122,17 @@ def evaluate_study(
 
 
 def fit_study(
-    records: Sequence[str | os.PathLike[str]], predictor: str, out: str | os.PathLike[str]
+    trajectories: str | os.PathLike[str],
+    predictor: str,
+    out: str | os.PathLike[str],
+    *,
+    held_out: str | None = None,
 ) -> Path:
-    """Fit ``predictor`` on every dataset of the records and save it as JSON."""
+    """Fit ``predictor`` on the study's trajectories without ``held_out`` (``None``: on
+    every dataset) and save it as JSON."""
     from greenpath.modeling.base import get_predictor
+    from greenpath.modeling.evaluate import lodo_training_set
     from greenpath.modeling.io import save
 
-    traj = build_trajectories(read_records(list(records)))
-    model = get_predictor(predictor).fit(traj)
-    return save(model, out)
-
-
-def strategies_table(doc: dict[str, Any]) -> pd.DataFrame:
-    """One row per (strategy, pool): energy saved, accuracy change, violations, regret."""
-    rows = []
-    for name, s in doc["strategies"].items():
-        for pool, fig in s.get("pooled", {}).items():
-            row = {"strategy": name, "pool": pool}
-            row.update({k: v for k, v in fig.items() if not isinstance(v, (dict, list))})
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def paths_study(
-    model: str | os.PathLike[str],
-    records: Sequence[str | os.PathLike[str]],
-    out_json: str | os.PathLike[str],
-    out_table: str | os.PathLike[str],
-    *,
-    objective: str,
-    tolerance: float,
-    lam: float | None,
-) -> dict[str, Any]:
-    """Run every path strategy (``greenpath.paths.run_paths``) and write the table."""
-    from greenpath.paths import run_paths
-
-    doc = run_paths(
-        Path(model), [Path(r) for r in records], objective, tolerance, lam, Path(out_json)
-    )
-    write_table(strategies_table(doc), out_table)
-    return doc
+    train = lodo_training_set(read_trajectories(trajectories), held_out)
+    return save(get_predictor(predictor).fit(train), out)

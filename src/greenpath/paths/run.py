@@ -30,7 +30,7 @@ from greenpath.paths.planner import (
 )
 from greenpath.paths.report import outcome_table, summarize
 from greenpath.paths.tree import Tree, build_trees
-from greenpath.records import atomic_path, build_trajectories, read_records
+from greenpath.records import atomic_path, read_records
 
 log = logging.getLogger(__name__)
 
@@ -63,37 +63,22 @@ def load_predictor(model_path: Path) -> Any:
     return predictor_class(d["name"]).from_json(d)
 
 
-def lodo_predictors(
-    model: Any, records: pd.DataFrame, datasets: Sequence[str], refit: str = "auto"
+def predictors_for(
+    model: Any, models: Mapping[str, Path] | None = None
 ) -> tuple[Callable[[str], PredictorLike], str]:
-    """``dataset -> predictor`` for the planner, and how it was obtained.
+    """``dataset -> predictor`` for the planner, and how it was obtained (no fitting here).
 
     Args:
-        model: the loaded predictor.
-        records: all records (the refit uses the other datasets' paths).
-        datasets: the evaluated datasets.
-        refit: ``auto`` (refit leave-one-dataset-out when the model was trained on any
-            evaluated dataset, else use it as loaded), ``always`` or ``never``.
+        model: the loaded predictor, used for a dataset without its own model.
+        models: held-out dataset -> JSON of the predictor fitted without that dataset
+            (the workflow's ``fit`` rule outputs ``models/<predictor>/without_<d>.json``).
     """
-    if refit not in ("auto", "always", "never"):
-        raise ValueError(f"refit={refit!r}: use 'auto', 'always' or 'never'")
-    trained = set(getattr(model, "trained_datasets", []) or [])
-    overlap = bool(trained & set(datasets))
-    if refit == "never" or (refit == "auto" and not overlap and trained):
-        return (lambda _ds: model), "as loaded (trained on other datasets)"
-    if refit == "auto" and not trained:
-        log.warning("model lists no trained datasets; refitting leave-one-dataset-out")
-    cache: dict[str, PredictorLike] = {}
-    ok = records[records["status"].fillna("ok") == "ok"] if "status" in records else records
-
-    def get(ds: str) -> PredictorLike:
-        if ds not in cache:
-            train = ok[ok["dataset"] != ds]
-            fresh = type(model)(**dict(getattr(model, "params", {}) or {}))
-            cache[ds] = fresh.fit(build_trajectories(train))
-        return cache[ds]
-
-    return get, "refitted leave-one-dataset-out (same class and parameters as the model)"
+    if not models:
+        return (lambda _ds: model), "as loaded (in-sample for datasets it was trained on)"
+    loaded = {str(d): load_predictor(Path(p)) for d, p in models.items()}
+    return (
+        lambda ds: loaded.get(ds, model)
+    ), "leave-one-dataset-out models read from the fit rule's outputs"
 
 
 def _jsonable(obj: Any) -> Any:
@@ -245,7 +230,7 @@ def run_paths(
     *,
     decision_epochs: Sequence[int] | None = None,
     fixed_stops: Sequence[int] | None = None,
-    refit: str = "auto",
+    models: Mapping[str, Path] | None = None,
     grid: Sequence[Margin] | None = None,
 ) -> dict[str, Any]:
     """Load a model and records, run every strategy, write the figures as JSON.
@@ -260,7 +245,8 @@ def run_paths(
         decision_epochs: override the trees' decision epochs (default: 0 and every
             intervention epoch of the branches).
         fixed_stops: epochs of the fixed-stop baselines.
-        refit: how the planner's predictor is obtained (see :func:`lodo_predictors`).
+        models: held-out dataset -> model fitted without it, for the planner (see
+            :func:`predictors_for`); ``None`` uses ``model_path``'s model for every dataset.
         grid: safety margins for calibration (default :func:`margin_grid`).
 
     Returns:
@@ -272,9 +258,8 @@ def run_paths(
     """
     df = read_records(records if len(records) != 1 else records[0])
     trees = build_trees(df, decision_epochs)
-    datasets = sorted({t.dataset for t in trees})
     model = load_predictor(Path(model_path))
-    predictor_for, how = lodo_predictors(model, df, datasets, refit)
+    predictor_for, how = predictors_for(model, models)
     result = run_strategies(
         trees,
         objective,
@@ -297,10 +282,45 @@ def run_paths(
     return result
 
 
+def strategies_table(doc: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per (strategy, pool): energy saved, accuracy change, violations, regret."""
+    rows = []
+    for name, s in doc["strategies"].items():
+        for pool, fig in s.get("pooled", {}).items():
+            row = {"strategy": name, "pool": pool}
+            row.update({k: v for k, v in fig.items() if not isinstance(v, (dict, list))})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paths_study(
+    model: Path,
+    models: Mapping[str, Path],
+    records: Sequence[Path],
+    out_json: Path,
+    out_table: Path,
+    *,
+    objective: str,
+    tolerance: float,
+    lam: float | None,
+) -> dict[str, Any]:
+    """The workflow's paths step: every strategy with the fitted leave-one-dataset-out
+    models; writes the JSON and a CSV + Markdown table (``greenpath.modeling.workflow``)."""
+    from greenpath.modeling.workflow import write_table
+
+    doc = run_paths(
+        Path(model), [Path(r) for r in records], objective, tolerance, lam, Path(out_json),
+        models=models,
+    )  # fmt: skip
+    write_table(strategies_table(doc), out_table)
+    return doc
+
+
 __all__ = [
     "flag_chance_level",
     "load_predictor",
-    "lodo_predictors",
+    "paths_study",
+    "predictors_for",
     "run_paths",
     "run_strategies",
     "write_json_atomic",

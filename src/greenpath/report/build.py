@@ -47,7 +47,6 @@ from greenpath.report.headline import (
 from greenpath.report.style import save_figure
 from greenpath.report.tables import (
     mape_table,
-    one_step_predictions,
     predictions_from_evaluation,
     strategy_choices,
     strategy_table,
@@ -59,9 +58,6 @@ log = logging.getLogger(__name__)
 
 #: Per-dataset figure folders, in display order.
 PER_DATASET: tuple[str, ...] = ("learning_curves", "energy_accuracy", "energy_breakdown")
-
-#: Predictors used for the predicted-vs-actual figure when no evaluation tables exist.
-FALLBACK_PREDICTORS: tuple[str, ...] = ("persistence", "carbontracker", "paper")
 
 
 @dataclass
@@ -99,7 +95,6 @@ def build_study_report(
     datasets: Sequence[str] | None = None,
     paths_json: Any = None,
     evaluation: Any = None,
-    fallback_predictors: Sequence[str] | None = FALLBACK_PREDICTORS,
     title: str | None = None,
 ) -> StudyReport:
     """Draw every figure of one study and write them under ``out_dir``.
@@ -114,8 +109,6 @@ def build_study_report(
             in the records.
         paths_json: the paths document (strategy outcomes and choices), or ``None``.
         evaluation: evaluation document(s) of the predictors, or ``None``.
-        fallback_predictors: predictors whose one-step predictions are computed here when
-            ``evaluation`` holds no per-row tables; ``None``/empty: a placeholder instead.
         title: name used in titles (default: the records' study).
 
     Returns:
@@ -155,22 +148,6 @@ def build_study_report(
 
     preds = predictions_from_evaluation(evaluation, study)
     source = "evaluation JSON"
-    if preds.empty and fallback_predictors:
-        skipped: list[str] = []
-        try:
-            preds = _timed(
-                "one-step predictions",
-                one_step_predictions,
-                trajectories,
-                fallback_predictors,
-                skipped=skipped,
-            )
-            source = "computed here (no evaluation tables)"
-        except ValueError as exc:  # e.g. an unknown predictor name
-            skipped.append(f"one-step predictions: {exc}")
-        for s in skipped:
-            rep.notes.append(f"predictor left out of the predictions figure: {s}")
-            log.warning(rep.notes[-1])
     if preds.empty:
         fig = placeholder_figure(
             f"{study}: predicted vs actual",

@@ -314,60 +314,6 @@ def predictions_from_evaluation(evaluation: Any, study: str = "") -> pd.DataFram
     return pd.concat(out, ignore_index=True)[list(PREDICTION_COLUMNS)]
 
 
-def one_step_predictions(
-    trajectories: pd.DataFrame,
-    predictors: Sequence[str] = ("persistence", "paper"),
-    min_epoch: int = 2,
-    skipped: list[str] | None = None,
-) -> pd.DataFrame:
-    """Compute tidy one-step predictions leave-one-dataset-out with ``greenpath.modeling``.
-
-    Used when no evaluation JSON with tables is available. For each dataset a fresh
-    predictor is fitted on the other datasets (``greenpath.modeling.evaluate.lodo_splits``)
-    and every epoch >= ``min_epoch`` of the held-out paths is predicted from the path's own
-    history (``live``). With a single dataset the predictor is fitted on it (in-sample) and
-    the ``history`` column says ``live (in-sample)``.
-
-    Args:
-        skipped: when a list is given, a predictor that fails (e.g. too few epochs for
-            its lags) is left out and ``"<name>: <error>"`` appended to it; otherwise the
-            error propagates.
-
-    Raises:
-        ValueError: an unknown predictor name (lists the known ones), or a predictor
-            failing while ``skipped`` is ``None``.
-    """
-    from greenpath.modeling.base import get_predictor
-    from greenpath.modeling.evaluate import lodo_splits, one_step_table
-
-    names = sorted(trajectories["dataset"].astype(str).unique())
-    if len(names) >= 2:
-        folds = list(lodo_splits(trajectories))
-        hist = "live"
-    else:
-        folds = [(names[0], trajectories, trajectories)] if names else []
-        hist = "live (in-sample)"
-    evals = []
-    for p in predictors:
-        try:
-            tables = [
-                one_step_table(get_predictor(p).fit(tr), te, min_epoch) for _, tr, te in folds
-            ]
-        except Exception as exc:
-            if skipped is None:
-                raise
-            skipped.append(f"{p}: {type(exc).__name__}: {exc}")
-            continue
-        rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-        evals.append({"predictor": p, "tables": {"one_step": rows.to_dict("records")}})
-    df = predictions_from_evaluation(evals)
-    df = df[df["history"] == "live"].copy()
-    df["history"] = hist
-    if "study" in trajectories.columns and len(names):
-        df["study"] = ", ".join(sorted(trajectories["study"].astype(str).unique()))
-    return df.reset_index(drop=True)
-
-
 def _fmt(x: Any, digits: int = 1, signed: bool = False) -> str:
     if x is None:
         return "&ndash;"

@@ -35,6 +35,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -197,6 +198,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    tempfile.tempdir = None  # the job's TMPDIR, not the one the server's imports cached
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     from greenpath.training import job
 
