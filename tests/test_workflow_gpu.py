@@ -63,16 +63,37 @@ def provided_gpu_tokens(
     return int(m.group(1)) if m else None
 
 
+def one_gpu_box(tmp_path: Path) -> dict[str, str]:
+    """Environment of a snakemake run on a fake box of one GPU."""
+    sys.path.insert(0, str(REPO / "tests" / "gpus"))
+    from gpu_helpers import FOUR_GPUS, box_env, write_box
+
+    return box_env(write_box(tmp_path, FOUR_GPUS[:1]), tmp_path / "locks")
+
+
 @pytest.mark.parametrize(
-    "device, extra, tokens",
+    "device, extra, box, tokens",
     [
-        ("cuda", [], 1),  # default: one training job at a time on the GPU
-        ("cuda:0", ["--resources", "gpu=2"], 2),  # the user's choice wins
-        ("cpu", [], None),  # CPU training asks for no GPU token
+        ("cuda", [], "one", 1),  # one GPU: one training job at a time on it
+        ("cuda:0", ["--resources", "gpu=2"], "four", 2),  # the user's choice wins
+        ("cpu", [], None, None),  # CPU training asks for no GPU token
     ],
 )
-def test_local_run_has_one_gpu_token_on_cuda(tmp_path, device, extra, tokens):
-    assert provided_gpu_tokens(tmp_path, device, extra) == tokens
+def test_local_run_has_one_gpu_token_on_cuda(tmp_path, device, extra, box, tokens):
+    env = {"one": one_gpu_box, "four": lambda p: four_gpu_box(p, None)}.get(box)
+    assert provided_gpu_tokens(tmp_path, device, extra, env(tmp_path) if env else None) == tokens
+
+
+def test_cuda_without_a_gpu_stops_before_any_job(tmp_path):
+    """training.device: cuda on a machine without CUDA: the pre-flight names the setting
+    and the fix, and no job runs."""
+    from greenpath.preflight import cuda_device_count
+
+    if cuda_device_count() > 0:
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(AssertionError, match="training.device = 'cuda'") as err:
+        provided_gpu_tokens(tmp_path, "cuda", [])
+    assert "Finished jobid" not in str(err.value)
 
 
 @pytest.mark.parametrize(
