@@ -36,7 +36,8 @@ def test_unreadable_job_parquet_in_aggregate_reaches_its_log(tmp_path):
             records=str(tmp_path / "records.parquet"),
             trajectories=str(tmp_path / "trajectories.parquet"),
         ),
-        config={"interventions": {"epochs": [0, 3], "methods": ["freeze", "stop"]}},
+        params=types.SimpleNamespace(stop_epochs=[3], epochs=10),
+        rule="aggregate",
         log=[str(log_file)],
     )
     with pytest.raises(RecordsError):

@@ -235,7 +235,6 @@ def test_no_report_page_has_internal_words(tmp_path, toy_doc):
         tmp_path / "toy",
         stop_epochs=[2],
         paths_json=toy_doc,
-        fallback_predictors=None,
     )
     pages = sorted((tmp_path / "toy").glob("*.html"))
     assert {p.name for p in pages} == {
@@ -257,7 +256,6 @@ def test_standalone_page_has_headline_first_and_captions(tmp_path):
     rec = make_records()
     build_study_report(
         rec, tmp_path / "toy", stop_epochs=[2], paths_json=make_paths_json(rec),
-        fallback_predictors=None,
     )  # fmt: skip
     page = (tmp_path / "toy" / "index.html").read_text()
     assert page.index('id="headline-toy"') < page.index("<img")
