@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 #: Per-dataset figure folders, in display order.
 PER_DATASET: tuple[str, ...] = ("learning_curves", "energy_accuracy", "energy_breakdown")
 
+
 @dataclass
 class StudyReport:
     """What :func:`build_study_report` wrote.
