@@ -78,7 +78,7 @@ def test_snakemake_script_directive(tmp_path) -> None:
     cfg["datasets"]["font_digits"] = {"per_class": 4}
     fake = SimpleNamespace(
         wildcards=SimpleNamespace(dataset="font_digits"),
-        config=cfg,
+        params=SimpleNamespace(settings=cfg),
         output=[str(out)],
         log=[str(log)],
     )

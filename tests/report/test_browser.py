@@ -179,7 +179,7 @@ def test_snakemake_report_renders_in_chromium(tmp_path):
     run = subprocess.run(smk, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     for kind in ("learning_curves", "energy_accuracy", "energy_breakdown"):
-        assert sorted(p.name for p in (tmp_path / f"results/report/toy/{kind}").glob("*.png")) == [
+        assert sorted(p.name for p in (tmp_path / f"results/toy/report/{kind}").glob("*.png")) == [
             "alpha.png",
             "beta.png",
         ]

@@ -57,7 +57,7 @@ def test_standalone_and_snakemake_modes(tmp_path, digits_npz, restore_sigterm):
 
     log = tmp_path / "logs" / "branch.log"
     fake = SimpleNamespace(
-        params=_Named(role="branch"),
+        params=_Named(role="branch", settings=cfg),
         wildcards=_Named(dataset="digits", seed="1", method="freeze", k="2"),
         input=_Named(dataset=str(digits_npz), checkpoint=str(tmp_path / "c2.pt")),
         output=_Named(records=str(tmp_path / "freeze.parquet")),
