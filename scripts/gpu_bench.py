@@ -1,4 +1,4 @@
-"""GPU benchmark (issue 8): greenpath's engine on the paper's model vs a bare PyTorch loop.
+"""GPU benchmark: greenpath's engine on the paper's model vs a bare PyTorch loop.
 
 For an H200-class machine with no network; about 2-4 minutes with the defaults. Model:
 ``vgg16_head`` with ``pretrained=False`` (no weights to download; the base is frozen either

@@ -1,4 +1,4 @@
-"""Prepared GPU check for the energy meter (issue 3): NVML counter per epoch on a real GPU.
+"""Prepared GPU check for the energy meter: NVML counter per epoch on a real GPU.
 
 Trains a small CNN on synthetic data (no network, no dataset files) on one CUDA device:
 

@@ -4,7 +4,7 @@ The schema lives in ``workflow/schemas/config.schema.yaml`` (JSON Schema, also u
 Snakemake's ``validate``). :func:`check_config` runs it with jsonschema and adds the
 checks a schema cannot express (intervention epochs inside ``[0, epochs)`` and ascending,
 dataset names known to the registry), raising one :class:`ConfigError` that names the key,
-the bad value and what is allowed, before any job starts (issue 7).
+the bad value and what is allowed, before any job starts.
 """
 
 from __future__ import annotations

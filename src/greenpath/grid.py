@@ -1,7 +1,7 @@
 """The experiment tree of one (dataset, seed): trunk segments and branches.
 
 The trunk is cut at every intervention epoch so that a branch waits only for the trunk
-checkpoint it starts from, and no epoch is trained twice (issue 2). With E epochs and
+checkpoint it starts from, and no epoch is trained twice. With E epochs and
 intervention epochs K (ascending, in [0, E)), the trunk segments are the consecutive pairs
 of ``sorted(set(K) | {0, E})`` and each method in ``freeze``/``quant`` gets one branch per
 k in K training epochs k+1..E. ``stop`` trains nothing: its path is the trunk up to k.

@@ -1,4 +1,4 @@
-"""Pre-flight check for runs on SLURM through ``snakemake-executor-plugin-slurm`` (case W1).
+"""Pre-flight check for runs on SLURM through ``snakemake-executor-plugin-slurm``.
 
 The plugin learns that a job ended from one of two status commands:
 
@@ -6,7 +6,7 @@ The plugin learns that a job ended from one of two status commands:
   (``AccountingStorageType=accounting_storage/none``) sacct prints
   "Slurm accounting storage is disabled" and exits 1; the plugin (2.x) then drops the
   jobs from its watch list without reporting them, and Snakemake waits forever
-  (snakemake-executor-plugin-slurm issue 38; ``check_active_jobs`` in its
+  (snakemake-executor-plugin-slurm#38; ``check_active_jobs`` in its
   ``__init__.py``). It also picks ``sacct`` by default whenever the binary exists.
 * ``squeue --states=all`` asks slurmctld, which forgets a finished job ``MinJobAge``
   seconds after it ended (slurm.conf, default 300). The plugin silently replaces

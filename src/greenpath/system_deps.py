@@ -3,7 +3,7 @@
 Fashion-MNIST for the default config comes from Debian's package ``dataset-fashion-mnist``
 (files under ``/usr/share/datasets/fashion-mnist``). As root with apt-get available it is
 installed; otherwise this stops before any job with the exact command to run, or how to
-drop the dataset from the config (issue 2).
+drop the dataset from the config.
 
 Usage: ``python -m greenpath.system_deps --config config/config.yaml``
 """

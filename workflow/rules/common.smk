@@ -171,9 +171,9 @@ def record_files():
     return files
 
 
-# SLURM (issue 6, docs/slurm.md). Unset GREENPATH_SLURM_PARTITION/ACCOUNT mean the
+# SLURM (docs/slurm.md). Unset GREENPATH_SLURM_PARTITION/ACCOUNT mean the
 # cluster's defaults; training rules ask for a GPU only when training.device is CUDA;
-# under the slurm executor a pre-flight check runs before the first sbatch (case W1).
+# under the slurm executor a pre-flight check runs before the first sbatch.
 from greenpath.slurm import SlurmPreflightError, preflight, set_env_defaults
 from greenpath.slurm import requires_gpu, training_gpu_resources
 

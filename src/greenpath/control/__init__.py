@@ -1,8 +1,8 @@
-"""The live energy-aware controller (issue 9): called by the training loop at epoch end.
+"""The live energy-aware controller: called by the training loop at epoch end.
 
 - :class:`~greenpath.control.controller.Controller`: forecasts every option at each
   decision epoch with a fitted predictor and returns the best action under an objective.
-- :class:`~greenpath.control.patience.PatienceStopping`: patience early stopping (case T5)
+- :class:`~greenpath.control.patience.PatienceStopping`: patience early stopping
   with the same callback API.
 - :func:`~greenpath.control.run.train_controlled`, :func:`~greenpath.control.run.replay_tree`.
 - :func:`~greenpath.control.closed_loop.closed_loop`: leave-one-dataset-out evaluation.

@@ -12,7 +12,7 @@ For each dataset X of the config:
    (:mod:`greenpath.paths.planner`) extended to the allowed actions;
 3. per seed, train live: the controlled run, and a plain full-length run measured in the
    same job (the live reference; patience-5 early stopping is read from its rows, with
-   restore-best semantics, case T5);
+   restore-best semantics);
 4. compare with the grid: full trunk, oracle (``greenpath.paths.oracle`` on the measured
    tree) and patience-5 on the grid trunk.
 

@@ -105,7 +105,7 @@ def train_controlled(
         out_dir: folder for ``init.pt``, ``records.parquet``,
             ``records.decisions.parquet``, ``final.pt`` and the resume state.
         controller: the deciding callback (None: a plain run, e.g. patience only).
-        patience: patience early stopping on validation accuracy (restore best, case T5),
+        patience: patience early stopping on validation accuracy (restore best),
             via ``train_epochs(early_stopping=...)``.
         meter, evaluate_fn: passed to :func:`greenpath.training.engine.train_epochs`.
 

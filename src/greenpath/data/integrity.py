@@ -1,7 +1,7 @@
 """Integrity checks for raw dataset files, and quarantine of bad ones.
 
-Failure case D1 (``../shared/cases/failure_cases.md``; pytorch/vision#8338, an HTML page
-saved in place of an archive) and issue 7: before a dataset is loaded, every known raw
+A corrupt download (pytorch/vision#8338, an HTML page
+saved in place of an archive): before a dataset is loaded, every known raw
 file that is present is checked for
 
 * an HTML page saved in its place (first bytes ``<!DOCTYPE html`` or ``<html``),

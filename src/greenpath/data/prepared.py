@@ -130,7 +130,7 @@ def save_prepared(dataset: PreparedDataset, out_path: Path) -> Path:
     """Write ``dataset`` to ``out_path`` (.npz) atomically.
 
     The arrays go to a temporary file in the same directory, which is flushed, fsynced and
-    renamed over ``out_path`` with :func:`os.replace` (issue 7: never a half file). On any
+    renamed over ``out_path`` with :func:`os.replace` (never a half file). On any
     error the temporary file is removed and ``out_path`` is left as it was.
 
     Raises:

@@ -36,7 +36,7 @@ DEFAULT_ENERGY_CONFIG: dict[str, Any] = {
     # Period of the NVML power-sampling thread used only on GPUs without the energy counter, s.
     "gpu_poll_interval_s": 0.1,
     # Longest wait at a window's end for the NVML energy counter's next refresh, s; the
-    # boundary's energy is interpolated between the refreshes around it (failure case E9).
+    # boundary's energy is interpolated between the refreshes around it.
     # 0 = no wait (short windows may then read 0 J).
     "gpu_counter_wait_s": 0.5,
     # Estimate: TDP of all CPU packages together, W. 85 W is the TDP of e.g. an Intel Xeon

@@ -19,7 +19,7 @@ meter metadata):
   included: ``E_cpu = cpu_tdp_w * wall_s * (f_idle + (1 - f_idle) * u)`` with ``u`` the
   machine's busy share from ``psutil.cpu_times()``; ``E_dram = dram_gb * dram_w_per_gb *
   wall_s``. This is the load x TDP model discussed as the workaround for unreadable RAPL
-  (codecarbon issue 244), with an idle share so a window of nonzero length never has 0 J.
+  (codecarbon#244), with an idle share so a window of nonzero length never has 0 J.
 
 Installed memory comes from psutil; 0.375 W/GiB (3 W per 8 GB) is CodeCarbon's RAM model.
 Both are flagged ``estimate=True``. They are rough; use them for CI and for relative

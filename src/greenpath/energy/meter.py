@@ -3,7 +3,7 @@
 A :class:`Meter` measures windows. ``begin()`` takes a fresh snapshot of every counter and
 returns a :class:`Window` that owns it; ``end(window)`` takes another fresh snapshot and returns
 the :class:`~greenpath.energy.measurement.Measurement` of the difference. A window never shares
-or inherits its start snapshot from a background sampler or another window (failure case E9:
+or inherits its start snapshot from a background sampler or another window (codecarbon#851:
 a background update replaced the baseline a task delta was computed from).
 
 Background threads (RAPL wraparound guard, NVML power sampling) only advance monotonic

@@ -5,7 +5,7 @@ Per device the meter uses, in order of preference:
 1. ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load; Volta and newer): source
    ``nvml_counter``. The driver refreshes this counter only periodically (every 100 ms on
    an H200), so a short window read at its boundaries alone would often show exactly 0 J
-   and the next one the whole step (failure case E9, seen on an H200: 20 ms epochs read
+   and the next one the whole step (seen on an H200: 20 ms epochs read
    0 J). The meter therefore times the counter's changes and takes the cumulative energy
    at a boundary by linear interpolation between the change before and the change after
    it: ``end()`` reads the counter every millisecond, up to ``counter_wait_s``, until it
@@ -15,7 +15,7 @@ Per device the meter uses, in order of preference:
    on one monotone interpolated curve, so contiguous windows add up to that curve's rise
    over the run, which differs from the counter's own delta by at most one refresh step at
    each end;
-2. where that raises ``NVMLError_NotSupported`` (older GPUs, failure case E5), a daemon
+2. where that raises ``NVMLError_NotSupported`` (older GPUs), a daemon
    thread samples ``nvmlDeviceGetPowerUsage`` (mW) every ``poll_interval_s`` and integrates
    it with the trapezoid rule; the window boundaries take their own samples so the whole
    window is covered: source ``nvml_power_integration``;
@@ -27,7 +27,7 @@ API): at 1 kW it wraps after about 585 million years, so it needs no wrap guard.
 
 The capability probe runs once per device (at the first window) and is logged once.
 
-Which devices (failure case E6: logical CUDA index != NVML index): the devices this process
+Which devices (logical CUDA index != NVML index): the devices this process
 uses, given by the meter's ``device`` (``"cuda"`` = ``"cuda:0"``, ``"cuda:N"``), mapped to
 NVML by UUID:
 

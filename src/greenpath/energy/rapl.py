@@ -10,7 +10,7 @@ Layout read (kernel ``Documentation/power/powercap/powercap.rst``)::
 AMD CPUs report through the same ``intel-rapl`` control type on current kernels; a tree
 using ``amd-rapl`` zone names is read the same way when no ``intel-rapl`` zone exists.
 
-What is summed (failure case E8):
+What is summed:
 
 * CPU = every package zone (``name`` starting with ``package``), keyed by its sysfs path.
 * DRAM = every ``dram`` sub-zone, keyed by its sysfs path.
@@ -19,7 +19,7 @@ What is summed (failure case E8):
   duplicate the MSR package zones and are skipped. Every skipped zone is listed in the
   metadata, with the reason.
 
-Counters are in microjoules and wrap to 0 after ``max_energy_range_uj`` (failure case E1).
+Counters are in microjoules and wrap to 0 after ``max_energy_range_uj``.
 Each domain keeps an unwrapped accumulator (Python int): every read adds
 ``(raw - last) mod max_energy_range_uj``, which is right as long as two consecutive reads
 are less than one wrap apart. The wrap time of a domain is
@@ -31,7 +31,7 @@ missed while the thread keeps its pace. Every read records the gap since the pre
 a window in which some gap reached the domain's wrap time (the thread was starved, or the
 period cannot be that short) may have lost whole wraps: its component is flagged
 ``uncertain`` and the note names the gap (the value is then a lower bound). Window
-boundaries read the counters themselves (never a poller baseline, failure case E9).
+boundaries read the counters themselves (never a poller baseline).
 
 Why not pyRAPL: it is unmaintained since 2019 and returns nothing for a window in which the
 counter wrapped, so greenpath reads powercap directly.

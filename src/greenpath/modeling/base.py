@@ -123,7 +123,7 @@ def check_method(method: str) -> str:
 def sorted_history(history: pd.DataFrame, upto: int | None = None) -> pd.DataFrame:
     """Sort a one-path history by epoch and check the epochs are exactly ``1..n``.
 
-    Exogenous alignment (failure case F1): every per-epoch column a predictor reads is
+    Exogenous alignment: every per-epoch column a predictor reads is
     taken from these rows by epoch index, so a gap or a duplicate would misalign them.
 
     Args:
@@ -171,7 +171,7 @@ def info_from(history: pd.DataFrame | None, dataset_info: Mapping | None) -> dic
 
 
 def exclude_failed_paths(trajectories: pd.DataFrame) -> pd.DataFrame:
-    """Drop every path that has a row whose ``status`` is not ``ok`` (issue 7).
+    """Drop every path that has a row whose ``status`` is not ``ok``.
 
     A ``diverged`` epoch (non-finite loss) or a ``skipped`` branch (precision not
     available) is no learning curve to fit or score: its whole path is excluded, and the
@@ -236,7 +236,7 @@ class Predictor(ABC):
 
         Raises:
             RuntimeError: not fitted. ValueError: unknown method, ``last_epoch <= k``, or a
-            history that is not exactly epochs ``1..k`` (case F1).
+            history that is not exactly epochs ``1..k``.
         """
         self._require_fitted()
         check_method(method)

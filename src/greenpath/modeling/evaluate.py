@@ -1,6 +1,6 @@
 """Leave-one-dataset-out evaluation of predictors (one-step and multi-step).
 
-Protocol (issue 4; analysis_rq2.Rmd 4.2.3 for the one-step part):
+Protocol (analysis_rq2.Rmd 4.2.3 for the one-step part):
 
 - **Folds.** For each dataset d: fit a fresh predictor on the trajectories of every other
   dataset, evaluate it on d's trees only (:func:`lodo_splits` guarantees no row of d is

@@ -34,7 +34,7 @@ epoch-1 overhead. Ratios and overheads are medians over the training paths; the 
 level (no history) is an OLS fit ``log level ~ log train_size + log val_size``
 (statsmodels). Uncertainty: the training spread of log(energy / level).
 
-Short histories (failure case F1): features needing more epochs than available use the
+Short histories: features needing more epochs than available use the
 epochs there are (slope over ``min(t, 6)`` epochs, level over ``min(t, 3)``), logged; an
 empty history uses the cold-start rules.
 """
@@ -367,7 +367,7 @@ class GreenpathPredictor(Predictor):
             n = len(v)
             scaled_origin, level_window, buckets = self.geometry(n)
             # Short runs (e.g. 10 epochs): origins from the middle of the run instead of
-            # ``min_origin``, so they still give training samples (case F1).
+            # ``min_origin``, so they still give training samples.
             min_origin = min(scaled_origin, max(1, n // 2))
             if min_origin < scaled_origin:
                 log.debug("path of %d epochs: min_origin %d -> %d", n, scaled_origin, min_origin)

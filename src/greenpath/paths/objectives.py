@@ -28,7 +28,7 @@ J_PER_KWH: float = 3.6e6
 #: Names accepted by :func:`get_objective`.
 OBJECTIVES: tuple[str, ...] = ("score", "constrained", "weighted")
 
-#: Default tolerance of ``constrained``: 1 accuracy point (issue 4).
+#: Default tolerance of ``constrained``: 1 accuracy point.
 DEFAULT_TOLERANCE: float = 0.01
 
 

@@ -34,7 +34,7 @@ from greenpath.records import atomic_path, read_records
 
 log = logging.getLogger(__name__)
 
-#: Patience values of the early-stopping baselines (issue 4).
+#: Patience values of the early-stopping baselines.
 PATIENCES: tuple[int, ...] = (3, 5)
 
 

@@ -83,7 +83,7 @@ def patience_stop_epoch(
 
     An epoch improves when ``acc > best + min_delta``; otherwise a wait counter grows, and
     training stops after the epoch at which ``wait >= patience``
-    (``keras.callbacks.EarlyStopping`` semantics; failure case T5). A thin wrapper over
+    (``keras.callbacks.EarlyStopping`` semantics). A thin wrapper over
     the one rule, :func:`greenpath.early_stopping.stop_epoch`; a non-finite value never
     improves.
 
@@ -108,7 +108,7 @@ def patience_stopping(tree: Tree, patience: int, restore_best: bool = True) -> C
 
     Energy is the trunk's cumulative energy up to the stop epoch. With ``restore_best``
     (default) the reported accuracy is the best epoch's (weights restored, also when the
-    epoch limit ends training first: case T5); otherwise the stop epoch's.
+    epoch limit ends training first); otherwise the stop epoch's.
     """
     trunk = tree.trunk
     acc = trunk["val_accuracy"].to_numpy(dtype=float)

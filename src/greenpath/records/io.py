@@ -1,7 +1,7 @@
 """Atomic Parquet writing and schema-checked reading of per-epoch records.
 
 Writers go through :func:`write_records`, which casts rows to :data:`RECORD_SCHEMA`
-(missing columns become typed nulls, never Arrow ``null`` type; case P1), writes to a
+(missing columns become typed nulls, never Arrow ``null`` type), writes to a
 temporary file in the target directory, flushes and fsyncs it, then renames it over the
 target (nothing half-written). Readers go through :func:`read_records`, which reads the
 current :data:`SCHEMA_VERSION` and upgrades files of an older readable version

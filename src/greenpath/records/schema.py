@@ -2,7 +2,7 @@
 
 Every training job, importer and aggregate writes rows with exactly :data:`RECORD_SCHEMA`
 (column order, types and nullability), so that files from GPU and CPU runs, early-stopped
-runs and imported studies concatenate without type drift (failure case P1: an all-null
+runs and imported studies concatenate without type drift (an all-null
 column must stay ``double``, ``epoch`` must stay ``int64``).
 
 The schema is documented for users in ``docs/records.md``; keep the two in step and bump
