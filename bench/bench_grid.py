@@ -287,8 +287,8 @@ def scaling_run(
             "--cores",
             str(cores),
             # the collection stage only: modeling/paths/report are benchmarked in-process
-            "results/records.parquet",
-            "results/trajectories.parquet",
+            "results/default/records.parquet",
+            "results/default/trajectories.parquet",
         ]
         t0 = time.perf_counter()
         proc = subprocess.Popen(

@@ -39,7 +39,7 @@ DESCRIPTION = (
 )
 
 RECORDS_HELP = (
-    "record-schema Parquet file(s) or folder(s) of them, e.g. results/records.parquet "
+    "record-schema Parquet file(s) or folder(s) of them, e.g. results/<study>/records.parquet "
     "(written by the workflow or `greenpath import-eatit`)"
 )
 

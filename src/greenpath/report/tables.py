@@ -233,7 +233,7 @@ def strategy_choices(paths_json: Any) -> pd.DataFrame:
 
 def _evaluations(evaluation: Any) -> list[tuple[str, Mapping[str, Any]]]:
     """``(predictor, document)`` pairs from one document, a ``{name: document}`` map (the
-    workflow's ``results/evaluation/<study>.json``) or a list of either."""
+    workflow's ``results/<study>/evaluation.json``) or a list of either."""
     if not evaluation:
         return []
     if isinstance(evaluation, Mapping) and "predictor" in evaluation:
