@@ -31,6 +31,7 @@ from greenpath.report.browser import (
     open_result_js,
     render,
 )
+from greenpath.report.tables import strategy_items
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "results" / "test_artifacts"
@@ -239,9 +240,10 @@ def _headline_cells(dom: str, study: str) -> dict[tuple[str, str], float]:
 def test_default_run_report_opens_with_the_headline_of_its_paths_output():
     """After `snakemake --cores N` and `snakemake --report results/report.html`: the report's
     first screen shows each study's headline, with the figures of the same run's paths
-    output (``results/paths/<study>.json``, ``pooled.all``)."""
+    output (``results/<study>/paths.json``, ``pooled.all``; fixed stops at the trees' decision
+    epochs, as the report shows them)."""
     report = REPO / "results" / "report.html"
-    paths = sorted((REPO / "results" / "paths").glob("*.json"))
+    paths = sorted((REPO / "results").glob("*/paths.json"))
     if not report.is_file() or not paths:
         pytest.skip("no default run here: run the workflow, then --report results/report.html")
     if report.stat().st_mtime < max(p.stat().st_mtime for p in paths):
@@ -256,15 +258,16 @@ def test_default_run_report_opens_with_the_headline_of_its_paths_output():
     }
     for p in paths:
         doc = json.loads(p.read_text())
-        cells = _headline_cells(res.dom, p.stem)
+        study = p.parent.name
+        cells = _headline_cells(res.dom, study)
         checked = 0
-        for name, s in doc["strategies"].items():
+        for name, s in strategy_items(doc):
             pooled = s["pooled"]["all"]
             for field, key in fields.items():
                 if name != "full_trunk" and pooled.get(key) is not None:
-                    assert cells[(name, field)] == pooled[key], (p.stem, name, field)
+                    assert cells[(name, field)] == pooled[key], (study, name, field)
                     checked += 1
-        assert checked >= 8, (p.stem, checked)
+        assert checked >= 8, (study, checked)
     # no internal words in what the page shows (scripts left out: Snakemake's bundled Vega
     # library has a comment "explicit target set")
     shown = re.sub(r"<(script|style)\b.*?</\1>", "", res.dom, flags=re.DOTALL | re.IGNORECASE)

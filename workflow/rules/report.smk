@@ -8,14 +8,14 @@ rule report_figures:
         unpack(report_inputs),
     output:
         headline=_report_flag(
-            f"{REPORT_DIR}/{{study}}/headline.html",
+            f"{REPORT_DIR}/headline.html",
             "headline.rst",
             "1. headline: what each strategy saved",
             "headline",
             False,
         ),
         per_dataset=_report_flag(
-            f"{REPORT_DIR}/{{study}}/per_dataset.html",
+            f"{REPORT_DIR}/per_dataset.html",
             "per_dataset.rst",
             "2. each strategy on each dataset",
             "strategies x datasets",
