@@ -151,8 +151,9 @@ def _meta(config: Mapping[str, Any], ds: Any) -> dict[str, Any]:
 
 
 def _method_setting(config: Mapping[str, Any], method: str, key: str, default: str) -> str:
-    """``methods.<method>.<key>`` (the schema leaves a method's section optional)."""
-    return str(config["methods"].get(method, {}).get(key, default))
+    """``methods.<method>.<key>``; ``default`` where the settings have no such section (the
+    schema leaves a method's section optional, and a trunk job's settings carry none)."""
+    return str(((config.get("methods") or {}).get(method) or {}).get(key, default))
 
 
 def init_checkpoint(config: dict, *, dataset_path: Path, seed: int, out_checkpoint: Path) -> None:
