@@ -52,7 +52,7 @@ def bench(eatit: Path = EATIT, dataset: str = "cifar10", rounds: int = 5) -> dic
 
     records = import_eatit(eatit, energy="nvidia")
     traj = build_trajectories(records)
-    tree = next(t for t in build_trees(records) if t.dataset == dataset)
+    tree = next(t for t in build_trees(traj) if t.dataset == dataset)
     pred = get_predictor("greenpath").fit(traj[traj["dataset"] != dataset])
     obj, margin = get_objective("constrained", 0.01), Margin(cold_start=False)
     E = tree.last_epoch

@@ -3,18 +3,18 @@
 Standalone (the whole loop in one process)::
 
     python scripts/control.py --config config/config.yaml \\
-        --records results/default/records.parquet --data-dir results/default/data \\
+        --trajectories results/default/trajectories.parquet --data-dir results/default/data \\
         --out-dir results/default/control \\
         --models digits=results/default/models/paper/without_digits.json ...
 
 From Snakemake (workflow/rules/control.smk), ``params.role`` picks the step:
 
 - ``run`` (rule ``control_run``, one job per dataset, seed and run kind): reads
-  ``input.records``, ``input.dataset``, ``wildcards`` (dataset, seed, kind), ``params``
+  ``input.trajectories``, ``input.dataset``, ``wildcards`` (dataset, seed, kind), ``params``
   (settings: the config-shaped settings of the live runs; models: dataset -> model fitted
   without it; objective) and writes ``output.summary`` (JSON); the run's files go beside it.
 - ``table`` (rule ``control_closed_loop``): reads every run summary (``input.runs``),
-  ``input.records``, ``params`` (settings, models, objective, patience) and writes
+  ``input.trajectories``, ``params`` (settings, models, objective, patience) and writes
   ``output.table``/``markdown``/``figure``/``runs``.
 """
 
@@ -50,14 +50,14 @@ def _from_snakemake(sm):
         _threads(settings)
         summary = Path(sm.output.summary)
         goal = goal if sm.wildcards.kind == "controlled" else {}
-        doc = live_run(settings, records_path=Path(sm.input.records), models=models,
+        doc = live_run(settings, trajectories_path=Path(sm.input.trajectories), models=models,
                        dataset=sm.wildcards.dataset, dataset_path=Path(sm.input.dataset),
                        seed=int(sm.wildcards.seed), kind=sm.wildcards.kind,
                        run_dir=summary.parent, **goal)  # fmt: skip
         write_json(doc, summary)
     else:
         runs = [json.loads(Path(p).read_text()) for p in sm.input.runs]
-        result = tabulate(settings, records_path=Path(sm.input.records), models=models,
+        result = tabulate(settings, trajectories_path=Path(sm.input.trajectories), models=models,
                           runs=runs, patience=int(sm.params.patience), **goal)  # fmt: skip
         o = sm.output
         _outputs(result, o.table, o.markdown, o.figure, o.runs)
@@ -66,7 +66,7 @@ def _from_snakemake(sm):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config/config.yaml")
-    ap.add_argument("--records", default="results/default/records.parquet")
+    ap.add_argument("--trajectories", default="results/default/trajectories.parquet")
     ap.add_argument("--data-dir", default="results/default/data")
     ap.add_argument("--out-dir", default="results/default/control")
     ap.add_argument("--models", nargs="+", required=True,
@@ -80,7 +80,7 @@ def main(argv=None):
     out = Path(a.out_dir)
     paths = {d: Path(a.data_dir) / f"{d}.npz" for d in cfg["datasets"]}
     models = {d: Path(p) for d, p in (m.split("=", 1) for m in a.models)}
-    result = closed_loop(cfg, records_path=Path(a.records), dataset_paths=paths, out_dir=out,
+    result = closed_loop(cfg, trajectories_path=Path(a.trajectories), dataset_paths=paths, out_dir=out,
                          models=models, objective=a.objective, tolerance=a.tolerance,
                          patience=a.patience)  # fmt: skip
     _outputs(result, out / "control.csv", out / "control.md", out / "control.png", out / "runs.csv")

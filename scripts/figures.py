@@ -3,6 +3,7 @@
 From Snakemake: rule ``report_figures`` (workflow/rules/report.smk) runs this script.
 Standalone:
     python scripts/figures.py build --records results/default/records.parquet \
+        --trajectories results/default/trajectories.parquet \
         --out results/default/report [--paths PATHS.json] [--evaluation EVAL.json ...]
     python scripts/figures.py screenshot --report results/report.html \
         --out results/report_screenshot.png [--open energy_accuracy]
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from greenpath.interrupts import job_name, one_line_on_interrupt
+from greenpath.modeling.workflow import read_trajectories
 from greenpath.records import read_records
 from greenpath.report.build import build_study_report
 from greenpath.report.tables import load_json
@@ -40,20 +42,17 @@ def _load_evaluations(paths):
     return docs or None
 
 
-def build(records, out, paths=None, evaluations=(), datasets=None, stop_epochs=None, log_file=None,
-          trajectories=None, title=None):  # fmt: skip
+def build(records, trajectories, out, paths=None, evaluations=(), datasets=None, log_file=None,
+          title=None):  # fmt: skip
     logging.basicConfig(
         filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
-    import pandas as pd
-
     rec = read_records(records)
     rep = build_study_report(
         rec,
         out,
-        trajectories=pd.read_parquet(trajectories) if trajectories else None,
+        trajectories=read_trajectories(trajectories),
         title=title,
-        stop_epochs=stop_epochs,
         datasets=datasets,
         paths_json=load_json(paths),
         evaluation=_load_evaluations(evaluations),
@@ -84,13 +83,12 @@ if "snakemake" in globals():
     with one_line_on_interrupt(job_name(sm)):
         build(
             sm.input.records,
+            sm.input.trajectories,
             sm.params.out_dir,
             paths=sm.input.get("paths"),
             evaluations=as_path_list(sm.input.get("evaluation")),
             datasets=sm.params.datasets,
-            stop_epochs=sm.params.stop_epochs,
             log_file=sm.log[0] if sm.log else None,
-            trajectories=sm.input.get("trajectories"),
             title=sm.params.get("title"),
         )
 elif __name__ == "__main__":
@@ -98,6 +96,7 @@ elif __name__ == "__main__":
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="write every figure of one study")
     b.add_argument("--records", nargs="+", required=True, help="records Parquet file(s)")
+    b.add_argument("--trajectories", nargs="+", required=True, help="trajectories Parquet file(s)")
     b.add_argument("--out", required=True, help="output folder of the study")
     b.add_argument("--paths", help="paths JSON (strategy outcomes and choices)")
     b.add_argument("--evaluation", nargs="*", default=[], help="evaluation JSON file(s)")
@@ -114,6 +113,6 @@ elif __name__ == "__main__":
     a = ap.parse_args()
     if a.cmd == "build":
         records = a.records[0] if len(a.records) == 1 else a.records
-        build(records, a.out, a.paths, a.evaluation, a.datasets)
+        build(records, a.trajectories, a.out, a.paths, a.evaluation, a.datasets)
     else:
         sys.exit(screenshot(a.report, a.out, a.open_result or None))

@@ -6,9 +6,12 @@ Standalone (S = results/<study>):
     python scripts/modeling.py evaluate --trajectories S/trajectories.parquet --predictor paper \
         --models digits=S/models/paper/without_digits.json ... --out S/evaluation.json \
         --table S/tables/evaluation.csv
+    python scripts/modeling.py fit --trajectories S/trajectories.parquet \
+        --predictor paper_savings --held-out digits --out S/models/paper_savings/without_digits.json
     python scripts/modeling.py paths --model S/models/greenpath/all.json \
         --models digits=S/models/greenpath/without_digits.json ... \
-        --records S/records.parquet --out S/paths.json --table S/tables/paths.csv
+        --paper-models digits=S/models/paper_savings/without_digits.json ... \
+        --trajectories S/trajectories.parquet --out S/paths.json --table S/tables/paths.csv
     python scripts/modeling.py import-eatit --src ../shared/eatit --out results/eatit/records.parquet
 From Snakemake: the rules in workflow/rules/model.smk (``params.role`` picks the step).
 """
@@ -66,9 +69,10 @@ def _run(role, inputs, outputs, params):
         paths_study(
             Path(inputs["model"][0]),
             {d: Path(p) for d, p in (params.get("models") or {}).items()},
-            [Path(r) for r in inputs["records"]],
+            Path(inputs["trajectories"][0]),
             Path(outputs["json"]),
             Path(outputs["table"]),
+            paper_models={d: Path(p) for d, p in (params.get("paper_models") or {}).items()},
             objective=objective.get("objective", "constrained"),
             tolerance=float(objective.get("tolerance", 0.01)),
             lam=objective.get("lam"),
@@ -91,8 +95,10 @@ elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("role", choices=["import-eatit", "evaluate", "fit", "paths"])
     ap.add_argument("--trajectories", default="results/default/trajectories.parquet")
-    ap.add_argument("--records", nargs="+", default=["results/default/records.parquet"])
     ap.add_argument("--models", nargs="*", default=[], help="DATASET=MODEL.json (paths)")
+    ap.add_argument(
+        "--paper-models", nargs="*", default=[], help="DATASET=MODEL.json (paths: paper_savings)"
+    )
     ap.add_argument("--predictor", default="greenpath")
     ap.add_argument("--held-out", help="fit: the dataset to leave out")
     ap.add_argument("--model")
@@ -107,11 +113,12 @@ elif __name__ == "__main__":
     models = dict(m.split("=", 1) for m in a.models)
     params = {
         "models": {a.predictor: models} if a.role == "evaluate" else models,
+        "paper_models": dict(m.split("=", 1) for m in a.paper_models),
         "predictor": a.predictor,
         "held_out": a.held_out,
         "src": a.src,
         "energy": a.energy,
         "objective": {"objective": a.objective, "tolerance": a.tolerance, "lam": None},
     }
-    inputs = {"records": a.records, "trajectories": [a.trajectories], "model": [a.model]}
+    inputs = {"trajectories": [a.trajectories], "model": [a.model]}
     run(a.role, inputs, outputs, params)

@@ -3,18 +3,23 @@
 Subcommands (each a handler in :data:`COMMANDS`; add more by registering a parser
 builder and a handler there):
 
-- ``import-eatit --src DIR --out FILE.parquet [--energy nvidia|codecarbon]``
-- ``fit --records FILE... --predictor NAME --out MODEL.json``
-- ``evaluate --model MODEL.json --records FILE... --out EVAL.json [--zero-accuracy 0.01]``
-- ``evaluate --lodo --predictor NAME --records FILE... --out EVAL.json [--zero-accuracy 0.01]``
-- ``paths --model MODEL.json --records FILE... --objective constrained|score|weighted
+- ``import-eatit --src DIR --out FILE.parquet [--trajectories TRAJ.parquet]
+  [--energy nvidia|codecarbon]``
+- ``fit --trajectories FILE... --predictor NAME [--held-out DATASET] --out MODEL.json``
+  (``NAME`` a registered predictor or ``paper_savings``, the paper's savings model)
+- ``evaluate --model MODEL.json --trajectories FILE... --out EVAL.json [--zero-accuracy 0.01]``
+- ``evaluate --lodo --predictor NAME --trajectories FILE... --out EVAL.json``
+- ``paths --model MODEL.json --trajectories FILE... [--models D=MODEL.json ...]
+  [--paper-models D=MODEL.json ...] --objective constrained|score|weighted
   --tolerance 0.01 [--lam X] --out PATHS.json`` (calls ``greenpath.paths.run_paths``)
 - ``gpus [--config FILE]``: the GPUs a run would train on (one job per GPU); one line
   when there is none
 - ``train --dataset NAME --predictor MODEL.json [--objective ...] [--patience N] --out DIR``
   (a controlled run, ``greenpath.control.cli``)
 
-Records are record-schema Parquet files; trajectories are built here.
+Trajectories are ``trajectories.parquet`` files, as the workflow's aggregate rule writes
+them; ``import-eatit --trajectories`` writes them for the EAT-IT data, as the workflow's
+import_eatit rule does. fit, evaluate and paths read them and build none.
 """
 
 from __future__ import annotations
@@ -38,9 +43,9 @@ DESCRIPTION = (
     "choose training paths, or run one controlled training run."
 )
 
-RECORDS_HELP = (
-    "record-schema Parquet file(s) or folder(s) of them, e.g. results/<study>/records.parquet "
-    "(written by the workflow or `greenpath import-eatit`)"
+TRAJECTORIES_HELP = (
+    "trajectories Parquet file(s), e.g. results/<study>/trajectories.parquet (written by the "
+    "workflow's aggregate rule or `greenpath import-eatit --trajectories`)"
 )
 
 
@@ -74,9 +79,24 @@ def _write_json(obj: Any, out: Path) -> None:
 
 
 def _trajectories(files: Sequence[Path]):
-    from greenpath.records import build_trajectories, read_records
+    from greenpath.modeling.workflow import read_trajectories
 
-    return build_trajectories(read_records(list(files)))
+    return read_trajectories(list(files))
+
+
+def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, Path]:
+    """``DATASET=FILE`` arguments as a dict.
+
+    Raises:
+        ValueError: an item without ``=`` (names it and the flag).
+    """
+    out: dict[str, Path] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"{flag}: {item!r} is not DATASET=FILE")
+        d, f = item.split("=", 1)
+        out[d] = Path(f)
+    return out
 
 
 def predictor_parameters(name: str) -> list[str]:
@@ -131,6 +151,12 @@ def cmd_import_eatit(a: argparse.Namespace) -> int:
         a.out,
         metadata={"source": "eatit", "energy": a.energy, "chance_level": ",".join(flagged)},
     )
+    if a.trajectories:
+        from greenpath.records import build_trajectories, read_records
+        from greenpath.records.aggregate import write_trajectories
+
+        write_trajectories(build_trajectories(read_records(a.out)), a.trajectories)
+        print(f"wrote every path to {a.trajectories}")
     print(
         f"wrote {len(rows)} rows to {a.out}; datasets flagged as chance level (kept, and "
         f"metrics also reported without them, docs/modeling.md): {flagged or 'none'}"
@@ -139,13 +165,22 @@ def cmd_import_eatit(a: argparse.Namespace) -> int:
 
 
 def cmd_fit(a: argparse.Namespace) -> int:
+    from greenpath.modeling import paper_savings
     from greenpath.modeling.base import get_predictor
+    from greenpath.modeling.evaluate import lodo_training_set
     from greenpath.modeling.io import save
 
-    model = get_predictor(a.predictor, **_params(a.params, a.predictor)).fit(
-        _trajectories(a.records)
-    )
-    save(model, a.out)
+    traj = _trajectories(a.trajectories)
+    if a.predictor == paper_savings.NAME:
+        if a.params:
+            raise ValueError(f"--params: {paper_savings.NAME} takes no parameters")
+        model = paper_savings.fit_paper_savings(traj, a.held_out)
+        paper_savings.save(model, a.out)
+    else:
+        model = get_predictor(a.predictor, **_params(a.params, a.predictor)).fit(
+            lodo_training_set(traj, a.held_out)
+        )
+        save(model, a.out)
     print(f"fitted {a.predictor} on {len(model.trained_datasets)} datasets -> {a.out}")
     return 0
 
@@ -160,7 +195,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     if not a.lodo and a.params:
         raise ValueError("--params goes with --lodo --predictor NAME (a fitted model has its own)")
     params = _params(a.params, a.predictor) if a.lodo else {}
-    traj = _trajectories(a.records)
+    traj = _trajectories(a.trajectories)
     if a.lodo:
         res = evaluate_lodo(traj, a.predictor, params, zero_accuracy=a.zero_accuracy)
     else:
@@ -185,11 +220,13 @@ def cmd_paths(a: argparse.Namespace) -> int:
         raise RuntimeError(f"greenpath.paths.run_paths is not available: {exc}") from exc
     res = run_paths(
         model_path=Path(a.model),
-        records=[Path(r) for r in a.records],
+        trajectories=[Path(t) for t in a.trajectories],
         objective=a.objective,
         tolerance=a.tolerance,
         lam=a.lam,
         out=Path(a.out),
+        models=_pairs(a.models, "--models") or None,
+        paper_models=_pairs(a.paper_models, "--paper-models") or None,
     )
     print(f"paths ({a.objective}) -> {a.out}")
     return 0 if res is not None else 1
@@ -229,6 +266,12 @@ def _p_import(p: argparse.ArgumentParser) -> None:
     p.add_argument("--src", type=Path, required=True, help="folder with EAT-IT CSV files")
     p.add_argument("--out", type=Path, required=True, help="records Parquet file to write")
     p.add_argument(
+        "--trajectories",
+        type=Path,
+        help="also write every path (trunk prefix + branch) to this trajectories Parquet "
+        "file, what fit, evaluate and paths read",
+    )
+    p.add_argument(
         "--energy",
         choices=["nvidia", "codecarbon"],
         default="nvidia",
@@ -238,9 +281,18 @@ def _p_import(p: argparse.ArgumentParser) -> None:
 
 
 def _p_fit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--records", type=Path, nargs="+", required=True, help=RECORDS_HELP)
+    p.add_argument("--trajectories", type=Path, nargs="+", required=True, help=TRAJECTORIES_HELP)
     p.add_argument(
-        "--predictor", required=True, choices=_predictor_names(), help="predictor to fit"
+        "--predictor",
+        required=True,
+        choices=[*_predictor_names(), "paper_savings"],
+        help="predictor to fit, or paper_savings (the model of the paper's savings "
+        "simulation, for `paths --paper-models`)",
+    )
+    p.add_argument(
+        "--held-out",
+        metavar="DATASET",
+        help="leave this dataset out (leave-one-dataset-out; default: fit on every dataset)",
     )
     p.add_argument(
         "--params",
@@ -252,7 +304,7 @@ def _p_fit(p: argparse.ArgumentParser) -> None:
 
 def _p_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="model JSON from `greenpath fit`")
-    p.add_argument("--records", type=Path, nargs="+", required=True, help=RECORDS_HELP)
+    p.add_argument("--trajectories", type=Path, nargs="+", required=True, help=TRAJECTORIES_HELP)
     p.add_argument("--lodo", action="store_true", help="leave-one-dataset-out refits")
     p.add_argument("--predictor", choices=_predictor_names(), help="predictor (with --lodo)")
     p.add_argument(
@@ -273,7 +325,22 @@ def _p_evaluate(p: argparse.ArgumentParser) -> None:
 
 def _p_paths(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="model JSON from `greenpath fit`")
-    p.add_argument("--records", type=Path, nargs="+", required=True, help=RECORDS_HELP)
+    p.add_argument("--trajectories", type=Path, nargs="+", required=True, help=TRAJECTORIES_HELP)
+    p.add_argument(
+        "--models",
+        nargs="*",
+        metavar="DATASET=MODEL.json",
+        help="the planner's predictor fitted without DATASET (`fit --held-out DATASET`); "
+        "datasets without one use --model",
+    )
+    p.add_argument(
+        "--paper-models",
+        nargs="*",
+        metavar="DATASET=MODEL.json",
+        help="the paper's savings model fitted without DATASET (`fit --predictor "
+        "paper_savings --held-out DATASET`), one per dataset; without them the paper's "
+        "method is skipped",
+    )
     p.add_argument(
         "--objective", choices=["constrained", "score", "weighted"], default="constrained"
     )
@@ -298,7 +365,7 @@ COMMANDS: dict[
     str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 ] = {
     "import-eatit": (_p_import, cmd_import_eatit, "import the paper's EAT-IT CSV files"),
-    "fit": (_p_fit, cmd_fit, "fit a predictor on records and save it as JSON"),
+    "fit": (_p_fit, cmd_fit, "fit a predictor on trajectories and save it as JSON"),
     "evaluate": (_p_evaluate, cmd_evaluate, "evaluate a model (or leave-one-dataset-out)"),
     "paths": (_p_paths, cmd_paths, "choose training paths with a fitted model"),
     "gpus": (_p_gpus, cmd_gpus, "list the GPUs a run would use (one training job per GPU)"),

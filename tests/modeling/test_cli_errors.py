@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from greenpath.cli import build_parser, main, predictor_parameters
-from greenpath.records import write_records
+from greenpath.records import build_trajectories
+from greenpath.records.aggregate import write_trajectories
 
 EATIT = Path(__file__).resolve().parents[2].parent / "shared" / "eatit"
 
@@ -30,24 +31,24 @@ def test_train_epochs_must_be_positive(value, capsys):
     assert "greenpath train: error: argument --epochs:" in err and value in err
 
 
-def test_records_has_help():
+def test_trajectories_has_help():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     for name in ("fit", "evaluate", "paths"):
-        records = next(a for a in sub.choices[name]._actions if a.dest == "records")
-        assert records.help and "Parquet" in records.help, name
+        traj = next(a for a in sub.choices[name]._actions if a.dest == "trajectories")
+        assert traj.help and "Parquet" in traj.help, name
 
 
 def test_evaluate_without_model_has_the_error_prefix(tmp_path, capsys):
-    rc = main(["evaluate", "--records", str(tmp_path / "r.parquet"), "--out", "e.json"])
+    rc = main(["evaluate", "--trajectories", str(tmp_path / "t.parquet"), "--out", "e.json"])
     assert rc == 2
     assert capsys.readouterr().err.startswith("greenpath evaluate: error: evaluate needs --model")
 
 
 def test_params_unknown_keys_are_refused(tmp_path, capsys, toy_records):
-    rec = write_records(toy_records, tmp_path / "toy.parquet")
+    traj = write_trajectories(build_trajectories(toy_records), tmp_path / "toy.parquet")
     out = tmp_path / "m.json"
-    base = ["fit", "--records", str(rec), "--out", str(out)]
+    base = ["fit", "--trajectories", str(traj), "--out", str(out)]
     rc = main([*base, "--predictor", "greenpath", "--params", '{"acc_model": "ols", "n_lvl": 3}'])
     assert rc == 2 and not out.exists()
     err = capsys.readouterr().err
@@ -61,9 +62,9 @@ def test_params_unknown_keys_are_refused(tmp_path, capsys, toy_records):
 
 
 def test_zero_accuracy_flag_reaches_the_evaluation(tmp_path, toy_records, capsys):
-    rec = write_records(toy_records, tmp_path / "toy.parquet")
+    traj = write_trajectories(build_trajectories(toy_records), tmp_path / "toy.parquet")
     out = tmp_path / "ev.json"
-    argv = ["evaluate", "--lodo", "--predictor", "persistence", "--records", str(rec)]
+    argv = ["evaluate", "--lodo", "--predictor", "persistence", "--trajectories", str(traj)]
     assert main([*argv, "--zero-accuracy", "0.01", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["protocol"]["zero_accuracy"] == 0.01
     with pytest.raises(SystemExit) as exc:
@@ -77,10 +78,11 @@ def test_zero_accuracy_flag_reaches_the_evaluation(tmp_path, toy_records, capsys
 def test_command_line_reproduces_the_papers_score_mape(tmp_path):
     """The authors read zero accuracies as 0.01: with that rule the paper's predictor has a
     leave-one-dataset-out one-step score MAPE of 11.2 % on the 9 EAT-IT datasets."""
-    rec = tmp_path / "eatit.parquet"
-    assert main(["import-eatit", "--src", str(EATIT), "--out", str(rec)]) == 0
+    rec, traj = tmp_path / "eatit.parquet", tmp_path / "trajectories.parquet"
+    argv = ["import-eatit", "--src", str(EATIT), "--out", str(rec), "--trajectories", str(traj)]
+    assert main(argv) == 0
     out = tmp_path / "ev.json"
-    argv = ["evaluate", "--lodo", "--predictor", "paper", "--records", str(rec)]
+    argv = ["evaluate", "--lodo", "--predictor", "paper", "--trajectories", str(traj)]
     assert main([*argv, "--zero-accuracy", "0.01", "--out", str(out)]) == 0
     score = json.loads(out.read_text())["pooled"]["all"]["one_step"]["paper"]["score_mape_pct"]
     assert round(score, 1) == 11.2

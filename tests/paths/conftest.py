@@ -8,13 +8,14 @@ import pytest
 from paths_toy import toy_records
 
 from greenpath.paths.tree import build_trees
+from greenpath.records import build_trajectories
 
 EATIT = Path(__file__).resolve().parents[2].parent / "shared" / "eatit"
 
 
 @pytest.fixture
 def toy_tree():
-    return build_trees(toy_records())[0]
+    return build_trees(build_trajectories(toy_records()))[0]
 
 
 @pytest.fixture(scope="session")
@@ -23,5 +24,5 @@ def eatit_trees():
         pytest.skip(f"EAT-IT data absent: {EATIT}")
     from greenpath.modeling.eatit import import_eatit
 
-    records = import_eatit(EATIT, energy="nvidia")
-    return records, build_trees(records)
+    traj = build_trajectories(import_eatit(EATIT, energy="nvidia"))
+    return traj, build_trees(traj)

@@ -69,13 +69,14 @@ def test_planner_lodo_conformal_uses_other_datasets_only(toy_tree):
     from paths_toy import toy_records
 
     from greenpath.paths.tree import build_trees
+    from greenpath.records import build_trajectories
 
     # two datasets: "a" like the toy; "b" whose quant@2 ends far below its forecast
     recs = pd.concat(
         [toy_records("a"), toy_records("b", freeze2=(0.45, 0.52, 0.57, 0.55))],
         ignore_index=True,
     )
-    trees = build_trees(recs)
+    trees = build_trees(build_trajectories(recs))
     choices, det = planner_lodo_conformal(trees, lambda ds: Stub(), OBJ, quantile=0.2)
     # b's freeze@2->6 forecast 0.595 vs measured 0.55: residual -0.045 -> margin for a
     assert det["a"]["kind_margins"]["freeze"] == pytest.approx(0.045)

@@ -14,6 +14,7 @@ from greenpath.paths.decide import History, Margin, decide
 from greenpath.paths.objectives import get_objective
 from greenpath.paths.planner import forecast_tree, plan_tree_every_epoch
 from greenpath.paths.tree import build_trees
+from greenpath.records import build_trajectories
 
 OBJ = get_objective("constrained", 0.01)
 
@@ -121,7 +122,9 @@ def test_planner_and_controller_take_the_same_path():
     from greenpath.control import Controller
     from greenpath.control.run import replay_tree
 
-    tree = build_trees(toy_records())[0]  # trunk .2 .4 .5 .55 .58 .60; branches at 2, 4
+    tree = build_trees(build_trajectories(toy_records()))[
+        0
+    ]  # trunk .2 .4 .5 .55 .58 .60; branches at 2, 4
     fcs = forecast_tree(tree, LastPlus(), range(tree.last_epoch))
     choice = plan_tree_every_epoch(tree, fcs, OBJ, Margin())
     ctl = Controller(LastPlus(), last_epoch=6, decision_epochs=tree.decision_epochs)

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from greenpath.modeling.paper_savings import fit_paper_savings
 from greenpath.paths.objectives import get_objective
 from greenpath.paths.paper import paper_method
 from greenpath.paths.report import outcome_table, pooled
@@ -44,8 +45,9 @@ def test_patience_5_66_5(eatit_trees):
 
 
 def test_paper_method_59_4(eatit_trees):
-    _, trees = eatit_trees
-    choices = paper_method(trees)
+    traj, trees = eatit_trees
+    models = {t.dataset: fit_paper_savings(traj, t.dataset) for t in trees}
+    choices = paper_method(trees, models)
     p = _pooled(trees, choices)
     assert p["energy_saved_pct_mean"] == pytest.approx(59.4, abs=0.05)
     assert p["violations"] == 1
@@ -55,23 +57,31 @@ def test_paper_method_59_4(eatit_trees):
 
 @pytest.mark.slow
 def test_run_paths_writes_json(eatit_trees, tmp_path):
+    from greenpath.modeling import paper_savings
     from greenpath.modeling.base import get_predictor
     from greenpath.modeling.io import save
     from greenpath.paths import Margin, run_paths
-    from greenpath.records import build_trajectories, write_records
+    from greenpath.records.aggregate import write_trajectories
 
-    records, _ = eatit_trees
-    rec_path = write_records(records, tmp_path / "eatit.parquet")
-    model = get_predictor("persistence").fit(build_trajectories(records))
+    traj, trees = eatit_trees
+    traj_path = write_trajectories(traj, tmp_path / "trajectories.parquet")
+    model = get_predictor("persistence").fit(traj)
     model_path = save(model, tmp_path / "persistence.json")
+    paper = {
+        d: paper_savings.save(
+            paper_savings.fit_paper_savings(traj, d), tmp_path / f"paper_without_{d}.json"
+        )
+        for d in sorted({t.dataset for t in trees})
+    }
     out = tmp_path / "paths.json"
     res = run_paths(
         model_path,
-        [rec_path],
+        traj_path,
         "constrained",
         0.01,
         None,
         out,
+        paper_models=paper,
         grid=[Margin(0.0, 0.0), Margin(1.0, 0.005, False)],
     )
     assert json.loads(out.read_text()) == res
@@ -93,10 +103,8 @@ def test_planner_greenpath_lodo(eatit_trees):
     >= 74 % with 0 violations; measured 76.39 % with 1, cifar10 stopped at 10: -1.46)."""
     from greenpath.modeling.base import get_predictor
     from greenpath.paths.planner import planner_lodo
-    from greenpath.records import build_trajectories
 
-    records, trees = eatit_trees
-    traj = build_trajectories(records)
+    traj, trees = eatit_trees
 
     def fitted(ds):
         return get_predictor("greenpath").fit(traj[traj["dataset"] != ds])
@@ -117,10 +125,8 @@ def test_planner_conformal_greenpath_lodo(eatit_trees):
     after seeing pooled results (0.15: 71.98 %, 0 violations; 0.25: 76.39 %, 1)."""
     from greenpath.modeling.base import get_predictor
     from greenpath.paths.planner import forecast_tree, planner_lodo_conformal
-    from greenpath.records import build_trajectories
 
-    records, trees = eatit_trees
-    traj = build_trajectories(records)
+    traj, trees = eatit_trees
     fits = {
         ds: get_predictor("greenpath").fit(traj[traj["dataset"] != ds])
         for ds in sorted({t.dataset for t in trees})
@@ -160,10 +166,8 @@ def test_planner_every_epoch_lodo(eatit_trees):
     (the predictor's first training origin) 78.88 % with 1 (cifar10 stopped at 10)."""
     from greenpath.modeling.base import get_predictor
     from greenpath.paths.planner import forecast_tree, planner_lodo_conformal_nested
-    from greenpath.records import build_trajectories
 
-    records, trees = eatit_trees
-    traj = build_trajectories(records)
+    traj, trees = eatit_trees
     fcs = {}
     for t in trees:
         fitted = get_predictor("greenpath").fit(traj[traj["dataset"] != t.dataset])

@@ -11,6 +11,7 @@ from greenpath.paths.objectives import J_PER_KWH, get_objective
 from greenpath.paths.report import outcome_table, summarize
 from greenpath.paths.strategies import Choice, oracle
 from greenpath.paths.tree import build_trees
+from greenpath.records import build_trajectories
 
 
 def test_candidates_of_toy_tree(toy_tree):
@@ -84,7 +85,9 @@ def test_oracle_regret_is_zero(toy_tree, name, lam):
 def test_violation_count_and_figures():
     """Two trees; hand-made choices; tolerance 1 point (threshold 0.59)."""
     trees = build_trees(
-        __import__("pandas").concat([toy_records("a"), toy_records("b")], ignore_index=True)
+        build_trajectories(
+            __import__("pandas").concat([toy_records("a"), toy_records("b")], ignore_index=True)
+        )
     )
     obj = get_objective("constrained", 0.01)
     orc = {t.key: oracle(t, obj) for t in trees}  # freeze@2->6: 36 J on both

@@ -7,6 +7,7 @@ import pytest
 
 from greenpath.paths.strategies import fixed_stop, patience_stop_epoch, patience_stopping
 from greenpath.paths.tree import build_trees
+from greenpath.records import build_trajectories
 
 CURVE = [0.1, 0.3, 0.5, 0.49, 0.52, 0.51, 0.50, 0.515, 0.50, 0.49, 0.48, 0.47]
 
@@ -28,7 +29,7 @@ def _trunk_tree(accs):
         }
         for e, a in enumerate(accs, start=1)
     ]
-    return build_trees(pd.DataFrame(rows), decision_epochs=[0, 4, 8])[0]
+    return build_trees(build_trajectories(pd.DataFrame(rows)), decision_epochs=[0, 4, 8])[0]
 
 
 def test_case_t5_patience_2():

@@ -12,6 +12,7 @@ from paths_toy import toy_records
 from greenpath.paths.objectives import get_objective
 from greenpath.paths.planner import Margin, forecast_tree, plan_tree, planner_lodo
 from greenpath.paths.tree import build_trees
+from greenpath.records import build_trajectories
 
 
 @dataclass
@@ -89,7 +90,7 @@ def test_margin_calibrated_leave_one_dataset_out():
         [toy_records(d, freeze2=(0.45, 0.52, 0.57, 0.58)) for d in ("a", "b")],
         ignore_index=True,
     )
-    trees = build_trees(recs)
+    trees = build_trees(build_trajectories(recs))
     grid = [Margin(0.0, 0.0), Margin(2.0, 0.0), Margin(0.0, 0.01)]
     choices, details = planner_lodo(trees, lambda ds: Stub(), get_objective("constrained"), grid)
     for t in trees:
@@ -109,7 +110,7 @@ def test_cold_start_off_skips_epoch_zero():
         .query("method == 'base'")
         .assign(method="freeze", val_accuracy=[0.1, 0.2, 0.3, 0.4, 0.5, 0.55], energy_total_j=4.0)
     )
-    tree = build_trees(pd.concat([toy_records(), extra], ignore_index=True))[0]
+    tree = build_trees(build_trajectories(pd.concat([toy_records(), extra], ignore_index=True)))[0]
 
     class Eager(Stub):
         def forecast(self, history, method, intervention_epoch, last_epoch, *, dataset_info=None):

@@ -101,13 +101,14 @@ def test_chromium_reports_a_javascript_error(tmp_path):
 @needs_chromium
 @pytest.mark.slow
 def test_gallery_page_renders_with_figures(tmp_path):
+    from greenpath.records import build_trajectories
     from greenpath.report.build import build_study_report
 
     rec = make_records(datasets=("alpha",), seeds=(0, 1))
     build_study_report(
         rec,
         tmp_path / "toy",
-        stop_epochs=[2],
+        trajectories=build_trajectories(rec, stop_epochs=[2]),
         paths_json=make_paths_json(rec),
     )
     shot = tmp_path / "gallery.png"
@@ -154,7 +155,8 @@ interventions: {epochs: [0, 2], methods: [freeze, quant, stop]}
 @pytest.mark.slow
 def test_snakemake_report_renders_in_chromium(tmp_path):
     """The real `snakemake --report` of a tiny workflow that includes report.smk."""
-    from greenpath.records import write_records
+    from greenpath.records import build_trajectories, write_records
+    from greenpath.records.aggregate import write_trajectories
 
     (tmp_path / "Snakefile").write_text(
         SNAKEFILE.format(
@@ -166,6 +168,9 @@ def test_snakemake_report_renders_in_chromium(tmp_path):
     (tmp_path / "config.yaml").write_text(textwrap.dedent(CONFIG))
     rec = make_records()
     write_records(rec, tmp_path / "results/records.parquet")
+    write_trajectories(
+        build_trajectories(rec, stop_epochs=[2]), tmp_path / "results/toy/trajectories.parquet"
+    )
     smk = [
         sys.executable,
         "-m",

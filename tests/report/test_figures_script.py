@@ -18,7 +18,8 @@ from report_data import make_paths_json, make_records
 from snakemake.iocontainers import InputFiles, Log, Params
 from test_tables_build import EVAL
 
-from greenpath.records import write_records
+from greenpath.records import build_trajectories, write_records
+from greenpath.records.aggregate import write_trajectories
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "figures.py"
 
@@ -33,6 +34,7 @@ def test_as_path_list():
 def test_rule_report_shows_the_runs_evaluation(tmp_path):
     rec = make_records()
     write_records(rec, tmp_path / "records.parquet")
+    write_trajectories(build_trajectories(rec, stop_epochs=[2]), tmp_path / "trajectories.parquet")
     (tmp_path / "paths.json").write_text(json.dumps(make_paths_json(rec)))
     # as the evaluate rule writes it: {predictor name: evaluation document}
     (tmp_path / "eval.json").write_text(json.dumps({"persistence": EVAL}))
@@ -41,13 +43,12 @@ def test_rule_report_shows_the_runs_evaluation(tmp_path):
         input=InputFiles(
             fromdict={
                 "records": str(tmp_path / "records.parquet"),
+                "trajectories": str(tmp_path / "trajectories.parquet"),
                 "paths": str(tmp_path / "paths.json"),
                 "evaluation": str(tmp_path / "eval.json"),
             }
         ),
-        params=Params(
-            fromdict={"out_dir": str(out), "datasets": ["alpha", "beta"], "stop_epochs": [2]}
-        ),
+        params=Params(fromdict={"out_dir": str(out), "datasets": ["alpha", "beta"]}),
         log=Log(fromdict={"log": str(tmp_path / "figures.log")}),
     )
     runpy.run_path(str(SCRIPT), init_globals={"snakemake": sm})

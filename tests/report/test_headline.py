@@ -36,7 +36,7 @@ FORBIDDEN = ("Issue", "issue 4", "target set")
 @pytest.fixture(scope="module")
 def toy_doc() -> dict:
     """The paths stage's own output (no planner) on the hand-made records."""
-    return run_strategies(build_trees(make_records()), "constrained", 0.01)
+    return run_strategies(build_trees(build_trajectories(make_records())), "constrained", 0.01)
 
 
 def _pooled(saved, acc, viol, regret, n=4):
@@ -230,10 +230,11 @@ def test_no_axis_offset_text_on_any_energy_scale():
 
 
 def test_no_report_page_has_internal_words(tmp_path, toy_doc):
+    rec = make_records()
     build_study_report(
-        make_records(),
+        rec,
         tmp_path / "toy",
-        stop_epochs=[2],
+        trajectories=build_trajectories(rec, stop_epochs=[2]),
         paths_json=toy_doc,
     )
     pages = sorted((tmp_path / "toy").glob("*.html"))
@@ -255,7 +256,8 @@ def test_no_report_page_has_internal_words(tmp_path, toy_doc):
 def test_standalone_page_has_headline_first_and_captions(tmp_path):
     rec = make_records()
     build_study_report(
-        rec, tmp_path / "toy", stop_epochs=[2], paths_json=make_paths_json(rec),
+        rec, tmp_path / "toy", trajectories=build_trajectories(rec, stop_epochs=[2]),
+        paths_json=make_paths_json(rec),
     )  # fmt: skip
     page = (tmp_path / "toy" / "index.html").read_text()
     assert page.index('id="headline-toy"') < page.index("<img")

@@ -8,6 +8,7 @@ import re
 import pytest
 from report_data import make_paths_json, make_records
 
+from greenpath.records import build_trajectories
 from greenpath.report.build import PER_DATASET, build_study_report
 from greenpath.report.tables import (
     PREDICTION_COLUMNS,
@@ -148,7 +149,7 @@ def test_build_study_report_writes_every_figure(tmp_path):
     rep = build_study_report(
         rec,
         tmp_path / "toy",
-        stop_epochs=[2],
+        trajectories=build_trajectories(rec, stop_epochs=[2]),
         paths_json=make_paths_json(rec),
         evaluation=EVAL,
         datasets=["alpha", "beta"],
@@ -173,11 +174,14 @@ def test_build_study_report_writes_every_figure(tmp_path):
 
 def test_build_study_report_missing_dataset(tmp_path):
     with pytest.raises(ValueError, match=r"\['gamma'\]"):
-        build_study_report(make_records(), tmp_path, datasets=["alpha", "gamma"])
+        rec = make_records()
+        build_study_report(
+            rec, tmp_path, trajectories=build_trajectories(rec), datasets=["alpha", "gamma"]
+        )
 
 
 def test_build_without_predictions_writes_placeholder(tmp_path):
     rec = make_records(datasets=("alpha",), seeds=(0,))
-    rep = build_study_report(rec, tmp_path)
+    rep = build_study_report(rec, tmp_path, trajectories=build_trajectories(rec))
     assert (tmp_path / "predictions.png").is_file()
     assert rep.datasets == ["alpha"]

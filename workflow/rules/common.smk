@@ -16,6 +16,8 @@ from greenpath.config import (
     check_settings,
 )
 from greenpath.grid import branches, stop_points, trunk_segments
+from greenpath.modeling.paper_savings import FIRST_EPOCH as PAPER_FIRST_EPOCH
+from greenpath.modeling.paper_savings import NAME as PAPER_SAVINGS
 from greenpath.modeling.workflow import eatit_datasets
 
 # Friendly messages first (key, bad value, what is allowed), then Snakemake's validate,
@@ -315,6 +317,15 @@ def lodo_models(study, predictor):
             for d in MODEL_STUDIES[study][2]
         }
     )
+
+
+def paper_models(study):
+    """Held-out dataset -> the model of the paper's savings simulation fitted without it
+    (fit rule outputs, models/paper_savings/), read by the paths rule; none when the
+    study's runs are shorter than the simulation's first epoch."""
+    if study == STUDY and config["training"]["epochs"] < PAPER_FIRST_EPOCH:
+        return {}
+    return lodo_models(study, PAPER_SAVINGS)
 
 
 def evaluate_models(wildcards):

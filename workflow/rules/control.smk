@@ -8,7 +8,7 @@
 
 rule control_run:
     input:
-        records=f"{SDIR}/records.parquet",
+        trajectories=f"{SDIR}/trajectories.parquet",
         dataset=f"{SDIR}/data/{{dataset}}.npz",
         models=list(lodo_models(STUDY, CONTROL["predictor"]).values()),
     output:
@@ -36,7 +36,7 @@ rule control_run:
 
 rule control_closed_loop:
     input:
-        records=f"{SDIR}/records.parquet",
+        trajectories=f"{SDIR}/trajectories.parquet",
         models=list(lodo_models(STUDY, CONTROL["predictor"]).values()),
         runs=expand(
             f"{CONTROL_DIR}/runs/{{dataset}}/seed{{seed}}/{{kind}}.json",

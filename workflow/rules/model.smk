@@ -1,7 +1,8 @@
-# Modeling: every predictor fitted leave-one-dataset-out (one model file per held-out
-# dataset) and on every dataset, the leave-one-dataset-out evaluation and the path
-# strategies, which read those files; for the config's study and, when its folder
-# exists, the paper's EAT-IT data (study "eatit", results/eatit/).
+# Modeling: every predictor, and the model of the paper's savings simulation
+# ("paper_savings"), fitted leave-one-dataset-out (one model file per held-out dataset) and
+# on every dataset; the leave-one-dataset-out evaluation and the path strategies, which
+# read those files; for the config's study and, when its folder exists, the paper's
+# EAT-IT data (study "eatit", results/eatit/).
 
 
 rule import_eatit:
@@ -73,9 +74,10 @@ rule evaluate:
 
 rule paths:
     input:
-        records=lambda wc: MODEL_STUDIES[wc.study][0],
+        trajectories=f"{RESULTS}/{{study}}/trajectories.parquet",
         model=lambda wc: planner_model(wc.study, "all"),
         lodo=lambda wc: list(planner_model(wc.study).values()),
+        paper=lambda wc: list(paper_models(wc.study).values()),
     output:
         json=f"{RESULTS}/{{study}}/paths.json",
         table=f"{RESULTS}/{{study}}/tables/paths.csv",
@@ -88,6 +90,7 @@ rule paths:
     params:
         role="paths",
         models=lambda wc: planner_model(wc.study),
+        paper_models=lambda wc: paper_models(wc.study),
         objective=objective_settings(),
     script:
         "../../scripts/modeling.py"

@@ -68,10 +68,5 @@ rule report_figures:
         out_dir=lambda wc: REPORT_DIR.format(study=wc.study),
         title=lambda wc: (config.get("report") or {}).get("title"),
         datasets=lambda wc: DATASETS if wc.study == config["study"] else None,
-        stop_epochs=lambda wc: (
-            stop_points(INTERVENTIONS, METHODS)
-            if wc.study == config["study"]
-            else None
-        ),
     script:
         "../../scripts/figures.py"

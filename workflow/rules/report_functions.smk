@@ -1,10 +1,8 @@
 # Functions of the report rules (report.smk): which studies have a report and what each
-# report job reads. Needs RESULTS (results/<study>/report/ per study), DATASETS, INTERVENTIONS, METHODS and MODEL_STUDIES
-# (common.smk). Kept apart from the rules (Snakemake's lint) and from common.smk so the
-# report rules can be tested in a tiny workflow of their own (tests/report).
-
-
-from greenpath.grid import stop_points
+# report job reads. Needs RESULTS (results/<study>/report/ per study), DATASETS and
+# MODEL_STUDIES (common.smk). Kept apart from the rules (Snakemake's lint) and from
+# common.smk so the report rules can be tested in a tiny workflow of their own
+# (tests/report).
 
 
 report: "../report/workflow.rst"
@@ -13,14 +11,10 @@ report: "../report/workflow.rst"
 #: Report of a study: results/<study>/report/.
 REPORT_DIR = f"{RESULTS}/{{study}}/report"
 
-#: (rule names, file pattern) of the outputs the report shows besides the records. A file
-#: is an input only when a rule of one of those names exists, so the report builds
-#: without those stages.
+#: (rule names, file pattern) of the outputs the report shows besides the records and
+#: trajectories. A file is an input only when a rule of one of those names exists, so the
+#: report builds without those stages.
 REPORT_OPTIONAL = {
-    "trajectories": (
-        ("aggregate", "import_eatit"),
-        f"{RESULTS}/{{study}}/trajectories.parquet",
-    ),
     "paths": (("paths",), f"{RESULTS}/{{study}}/paths.json"),
     "evaluation": (("evaluate",), f"{RESULTS}/{{study}}/evaluation.json"),
 }
@@ -32,18 +26,19 @@ def report_studies():
 
 
 def report_inputs(wildcards):
-    """Records of the study plus the optional paths/evaluation JSON files."""
+    """Records and trajectories of the study plus the optional paths/evaluation JSON files."""
     studies = report_studies()
     if wildcards.study not in studies:
         raise WorkflowError(
             f"no records for study {wildcards.study!r}; known studies: {sorted(studies)}"
         )
-    inputs = {"records": studies[wildcards.study]}
+    inputs = {
+        "records": studies[wildcards.study],
+        "trajectories": f"{RESULTS}/{wildcards.study}/trajectories.parquet",
+    }
     rules = {r.name for r in workflow.rules}
+    lodo = wildcards.study in globals().get("LODO_STUDIES", [wildcards.study])
     for key, (rule_names, pattern) in REPORT_OPTIONAL.items():
-        lodo = key == "trajectories" or wildcards.study in globals().get(
-            "LODO_STUDIES", [wildcards.study]
-        )
         if lodo and rules.intersection(rule_names):
             inputs[key] = pattern.format(study=wildcards.study)
     return inputs

@@ -38,6 +38,7 @@ import pandas as pd
 
 from greenpath.control.controller import Controller
 from greenpath.control.run import replay_tree, train_controlled
+from greenpath.modeling.workflow import read_trajectories
 from greenpath.paths import (
     Margin,
     build_trees,
@@ -46,7 +47,7 @@ from greenpath.paths import (
     patience_stop_epoch,
     patience_stopping,
 )
-from greenpath.records import atomic_path, read_records
+from greenpath.records import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +177,10 @@ def _pct(e: float, ref: float) -> float:
     return (1.0 - e / ref) * 100.0 if ref > 0 and math.isfinite(e) else math.nan
 
 
-def _setup(config, records_path, models, objective, tolerance, lam):
+def _setup(config, trajectories_path, models, objective, tolerance, lam):
     """(trees, decision epochs, objective, dataset -> cached leave-one-dataset-out model)."""
-    records = read_records(records_path)
     dec = sorted({0, *[int(k) for k in config["interventions"]["epochs"]]})
-    trees = build_trees(records, dec)
+    trees = build_trees(read_trajectories(trajectories_path), dec)
     obj = get_objective(objective, tolerance, lam)
     predictors = {
         ds: CachedPredictor(load_lodo_model(models, ds)) for ds in {t.dataset for t in trees}
@@ -197,17 +197,17 @@ def _finite(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _tree(trees, dataset, seed, records_path):
+def _tree(trees, dataset, seed, trajectories_path):
     for t in trees:
         if t.dataset == dataset and t.seed == int(seed):
             return t
-    raise ValueError(f"no measured tree for {dataset} seed {seed} in {records_path}")
+    raise ValueError(f"no measured tree for {dataset} seed {seed} in {trajectories_path}")
 
 
 def live_run(
     config: dict,
     *,
-    records_path: Path,
+    trajectories_path: Path,
     models: Mapping[str, Path],
     dataset: str,
     dataset_path: Path,
@@ -240,9 +240,9 @@ def live_run(
     ctl = None
     if kind == "controlled":
         trees, dec, obj, predictors = _setup(
-            config, records_path, models, objective, tolerance, lam
+            config, trajectories_path, models, objective, tolerance, lam
         )
-        tree = _tree(trees, dataset, seed, records_path)
+        tree = _tree(trees, dataset, seed, trajectories_path)
         margin, acts, calib = calibrate(trees, dataset, predictors, obj, dec)
         log.info("%s: margin %s, actions %s (%s)", dataset, margin, acts, calib)
         ctl = Controller(predictors[dataset].predictor, last_epoch=int(config["training"]["epochs"]),
@@ -272,7 +272,7 @@ def live_run(
 def tabulate(
     config: dict,
     *,
-    records_path: Path,
+    trajectories_path: Path,
     models: Mapping[str, Path],
     runs: Sequence[Mapping[str, Any]],
     objective: str = "constrained",
@@ -287,7 +287,9 @@ def tabulate(
     Raises:
         ValueError: a (dataset, seed) lacks one of the two kinds, or has no grid tree.
     """
-    trees, dec, obj, predictors = _setup(config, records_path, models, objective, tolerance, lam)
+    trees, dec, obj, predictors = _setup(
+        config, trajectories_path, models, objective, tolerance, lam
+    )
     E = int(config["training"]["epochs"])
     pairs: dict[tuple[str, int], dict[str, Mapping[str, Any]]] = {}
     for r in runs:
@@ -299,7 +301,7 @@ def tabulate(
                 f"{ds} seed {seed}: live runs {sorted(kinds)}; need controlled and full"
             )
         live, full = kinds["controlled"], kinds["full"]
-        tree = _tree(trees, ds, seed, records_path)
+        tree = _tree(trees, ds, seed, trajectories_path)
         margin = Margin(**live["margin"])
         acts = tuple(live["actions"])
         twin = Controller(predictors[ds], last_epoch=E, decision_epochs=dec, objective=obj,
@@ -362,7 +364,7 @@ def _row(obj, tree, key, live, full, patience, margin, acts) -> dict[str, Any]:
 def closed_loop(
     config: dict,
     *,
-    records_path: Path,
+    trajectories_path: Path,
     dataset_paths: Mapping[str, Path],
     out_dir: Path,
     models: Mapping[str, Path],
@@ -379,7 +381,7 @@ def closed_loop(
 
     Args:
         config: checked config (datasets, seeds, epochs, interventions).
-        records_path: the grid's ``records.parquet``.
+        trajectories_path: the grid's ``trajectories.parquet``.
         dataset_paths: dataset -> prepared ``.npz``.
         models: dataset -> JSON of the predictor fitted without it (``greenpath fit``).
         objective, tolerance, lam: the controller's objective.
@@ -395,7 +397,7 @@ def closed_loop(
     runs = [
         live_run(
             config,
-            records_path=records_path,
+            trajectories_path=trajectories_path,
             models=models,
             dataset=ds,
             dataset_path=dataset_paths[ds],
@@ -409,7 +411,7 @@ def closed_loop(
         for seed in seeds
         for kind in ("controlled", "full")
     ]
-    return tabulate(config, records_path=records_path, models=models, runs=runs,
+    return tabulate(config, trajectories_path=trajectories_path, models=models, runs=runs,
                     patience=patience, **goal)  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,24 @@ def evaluation_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def read_trajectories(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a ``trajectories.parquet`` written by the aggregate (or trajectories) rule."""
-    return pd.read_parquet(path)
+def read_trajectories(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> pd.DataFrame:
+    """Read one or more ``trajectories.parquet`` files (the aggregate or import_eatit rule's
+    output), concatenated.
+
+    Raises:
+        FileNotFoundError: a file is missing (says which rule writes it).
+    """
+    files = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(
+                f"trajectories file not found: {f}; the workflow's aggregate rule (or "
+                "import_eatit) writes results/<study>/trajectories.parquet"
+            )
+    frames = [pd.read_parquet(f) for f in files]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def eatit_datasets(src: str | os.PathLike[str]) -> list[str]:
@@ -129,10 +145,19 @@ def fit_study(
     held_out: str | None = None,
 ) -> Path:
     """Fit ``predictor`` on the study's trajectories without ``held_out`` (``None``: on
-    every dataset) and save it as JSON."""
+    every dataset) and save it as JSON.
+
+    ``predictor`` is a registered predictor (``greenpath.modeling.base``) or
+    ``paper_savings``, the model of the paper's savings simulation
+    (``greenpath.modeling.paper_savings``).
+    """
+    from greenpath.modeling import paper_savings
+
+    traj = read_trajectories(trajectories)
+    if predictor == paper_savings.NAME:
+        return paper_savings.save(paper_savings.fit_paper_savings(traj, held_out), out)
     from greenpath.modeling.base import get_predictor
     from greenpath.modeling.evaluate import lodo_training_set
     from greenpath.modeling.io import save
 
-    train = lodo_training_set(read_trajectories(trajectories), held_out)
-    return save(get_predictor(predictor).fit(train), out)
+    return save(get_predictor(predictor).fit(lodo_training_set(traj, held_out)), out)

@@ -1,4 +1,7 @@
-"""Run every path strategy on measured records and write the figures as JSON.
+"""Run every path strategy on measured trajectories and write the figures as JSON.
+
+Reads the study's ``trajectories.parquet`` and the fitted models (the fit rule's files);
+nothing is fitted here.
 
 Called by the ``greenpath paths`` command (``greenpath.cli``) and the Snakemake rule.
 """
@@ -15,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from greenpath.modeling import paper_savings
 from greenpath.modeling.eatit import flag_chance_level
+from greenpath.modeling.workflow import read_trajectories
 from greenpath.paths import strategies as S
 from greenpath.paths.objectives import DEFAULT_TOLERANCE, get_objective
 from greenpath.paths.paper import paper_method
@@ -30,7 +35,7 @@ from greenpath.paths.planner import (
 )
 from greenpath.paths.report import outcome_table, summarize
 from greenpath.paths.tree import Tree, build_trees
-from greenpath.records import atomic_path, read_records
+from greenpath.records import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,20 @@ def predictors_for(
     ), "leave-one-dataset-out models read from the fit rule's outputs"
 
 
+def load_paper_models(
+    models: Mapping[str, Path] | None,
+) -> dict[str, paper_savings.PaperSavingsModel] | None:
+    """Held-out dataset -> the paper's savings model fitted without it, read from its file
+    (``models/paper_savings/without_<dataset>.json``); ``None`` when none is given.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`greenpath.modeling.paper_savings.load`.
+    """
+    if not models:
+        return None
+    return {str(d): paper_savings.load(Path(p)) for d, p in models.items()}
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -109,6 +128,7 @@ def run_strategies(
     lam: float | None = None,
     *,
     predictor_for: Callable[[str], PredictorLike] | None = None,
+    paper_models: Mapping[str, paper_savings.PaperSavingsModel] | None = None,
     flagged: set[str] | None = None,
     fixed_stops: Sequence[int] | None = None,
     grid: Sequence[Margin] | None = None,
@@ -120,6 +140,8 @@ def run_strategies(
         trees: measured trees (:func:`~greenpath.paths.tree.build_trees`).
         objective_name, tolerance, lam: the objective (see :mod:`greenpath.paths.objectives`).
         predictor_for: ``dataset -> predictor`` for the planner; ``None`` skips it.
+        paper_models: held-out dataset -> the paper's savings model fitted without it
+            (:func:`load_paper_models`); ``None`` skips the paper's method.
         flagged: chance-level datasets, reported separately.
         fixed_stops: stop epochs of the fixed-stop baselines (default: every epoch
             1..E-1 of the first tree).
@@ -140,14 +162,23 @@ def run_strategies(
         {t.key: S.full_trunk(t) for t in trees},
     )
     extra: dict[str, Any] = {}
-    if len({t.dataset for t in trees}) >= 2:
+    if len({t.dataset for t in trees}) < 2:
+        extra["paper_skipped"] = "needs >= 2 datasets (leave-one-dataset-out fit)"
+    elif max(t.last_epoch for t in trees) < paper_savings.FIRST_EPOCH:
+        extra["paper_skipped"] = (
+            f"runs shorter than {paper_savings.FIRST_EPOCH} epochs, the simulation's first"
+        )
+    elif paper_models is None:
+        extra["paper_skipped"] = (
+            "no paper_savings models given (the fit rule's models/paper_savings/"
+            "without_<dataset>.json)"
+        )
+    else:
         strategies["paper"] = (
             "the paper's savings simulation (analysis_rq2.Rmd 'Energy savings'), "
             "leave-one-dataset-out",
-            paper_method(trees),
+            paper_method(trees, paper_models),
         )
-    else:
-        extra["paper_skipped"] = "needs >= 2 datasets (leave-one-dataset-out fit)"
     if predictor_for is not None:
         every = {
             t.key: forecast_tree(t, predictor_for(t.dataset), range(t.last_epoch)) for t in trees
@@ -222,7 +253,7 @@ def run_strategies(
 
 def run_paths(
     model_path: Path,
-    records: list[Path],
+    trajectories: Path | Sequence[Path],
     objective: str = "constrained",
     tolerance: float = DEFAULT_TOLERANCE,
     lam: float | None = None,
@@ -231,13 +262,14 @@ def run_paths(
     decision_epochs: Sequence[int] | None = None,
     fixed_stops: Sequence[int] | None = None,
     models: Mapping[str, Path] | None = None,
+    paper_models: Mapping[str, Path] | None = None,
     grid: Sequence[Margin] | None = None,
 ) -> dict[str, Any]:
-    """Load a model and records, run every strategy, write the figures as JSON.
+    """Load the models and trajectories, run every strategy, write the figures as JSON.
 
     Args:
         model_path: fitted predictor JSON (``greenpath fit``).
-        records: per-epoch Parquet files (or directories) with the record schema.
+        trajectories: ``trajectories.parquet`` file(s) (the aggregate rule's output).
         objective: ``score``, ``constrained`` or ``weighted``.
         tolerance: accuracy tolerance, fraction (0.01 = 1 point).
         lam: weight of ``weighted`` (accuracy per kWh).
@@ -247,17 +279,21 @@ def run_paths(
         fixed_stops: epochs of the fixed-stop baselines.
         models: held-out dataset -> model fitted without it, for the planner (see
             :func:`predictors_for`); ``None`` uses ``model_path``'s model for every dataset.
+        paper_models: held-out dataset -> the paper's savings model file fitted without it
+            (``greenpath fit --predictor paper_savings --held-out D``); ``None`` skips the
+            paper's method.
         grid: safety margins for calibration (default :func:`margin_grid`).
 
     Returns:
         The figures written (JSON-ready dict).
 
     Raises:
-        FileNotFoundError: model or records missing.
-        ValueError: bad objective arguments or records without a trunk.
+        FileNotFoundError: a model or the trajectories missing.
+        ValueError: bad objective arguments, records instead of trajectories, or
+            trajectories without a trunk.
     """
-    df = read_records(records if len(records) != 1 else records[0])
-    trees = build_trees(df, decision_epochs)
+    traj = read_trajectories(trajectories)
+    trees = build_trees(traj, decision_epochs)
     model = load_predictor(Path(model_path))
     predictor_for, how = predictors_for(model, models)
     result = run_strategies(
@@ -266,7 +302,8 @@ def run_paths(
         tolerance,
         lam,
         predictor_for=predictor_for,
-        flagged=flag_chance_level(df),
+        paper_models=load_paper_models(paper_models),
+        flagged=flag_chance_level(traj),
         fixed_stops=fixed_stops,
         grid=grid if grid is not None else margin_grid(),
     )
@@ -275,7 +312,10 @@ def run_paths(
         "model_path": str(model_path),
         "fit": how,
     }
-    result["records"] = [str(p) for p in records]
+    files = [trajectories] if isinstance(trajectories, (str, Path)) else trajectories
+    result["trajectories"] = [str(p) for p in files]
+    if paper_models:
+        result["paper_models"] = {str(d): str(p) for d, p in paper_models.items()}
     result = _jsonable(result)
     if out is not None:
         write_json_atomic(result, Path(out))
@@ -296,21 +336,23 @@ def strategies_table(doc: Mapping[str, Any]) -> pd.DataFrame:
 def paths_study(
     model: Path,
     models: Mapping[str, Path],
-    records: Sequence[Path],
+    trajectories: Path,
     out_json: Path,
     out_table: Path,
     *,
+    paper_models: Mapping[str, Path] | None = None,
     objective: str,
     tolerance: float,
     lam: float | None,
 ) -> dict[str, Any]:
     """The workflow's paths step: every strategy with the fitted leave-one-dataset-out
-    models; writes the JSON and a CSV + Markdown table (``greenpath.modeling.workflow``)."""
+    models (the planner's and the paper's); writes the JSON and a CSV + Markdown table
+    (``greenpath.modeling.workflow``)."""
     from greenpath.modeling.workflow import write_table
 
     doc = run_paths(
-        Path(model), [Path(r) for r in records], objective, tolerance, lam, Path(out_json),
-        models=models,
+        Path(model), Path(trajectories), objective, tolerance, lam, Path(out_json),
+        models=models, paper_models=paper_models,
     )  # fmt: skip
     write_table(strategies_table(doc), out_table)
     return doc
@@ -318,6 +360,7 @@ def paths_study(
 
 __all__ = [
     "flag_chance_level",
+    "load_paper_models",
     "load_predictor",
     "paths_study",
     "predictors_for",

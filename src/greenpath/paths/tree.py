@@ -10,8 +10,8 @@ decision epochs (the intervention epochs of the study: 0/10/20/30/40 for EAT-IT)
 
 A path is keyed by ``(method, intervention_epoch, end_epoch)``; ``stop`` at d is
 ``("stop", d, d)``. Its outcome is the validation accuracy at ``end_epoch`` and the
-cumulative energy (J) from epoch 1 to ``end_epoch`` (``energy_cum_j`` of
-:func:`greenpath.records.build_trajectories`).
+cumulative energy (J) from epoch 1 to ``end_epoch`` (``energy_cum_j`` of the study's
+``trajectories.parquet``, the one source of trajectories).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from greenpath.records import build_trajectories
+from greenpath.records import measured_paths
 
 #: Columns of the candidate-path table.
 CANDIDATE_COLUMNS: tuple[str, ...] = (
@@ -45,7 +45,7 @@ class Tree:
     Attributes:
         study, dataset, seed: the tree's key.
         paths: ``(method, intervention_epoch) -> rows`` of each full path (trunk prefix +
-            branch) as produced by ``build_trajectories``, sorted by epoch; ``("base", 0)`` is
+            branch) as read from ``trajectories.parquet``, sorted by epoch; ``("base", 0)`` is
             the trunk. Each has ``epoch``, ``val_accuracy``, ``energy_total_j`` (J per
             epoch) and ``energy_cum_j`` (J).
         decision_epochs: sorted intervention epochs at which decisions are taken.
@@ -174,15 +174,17 @@ def _info(rows: pd.DataFrame) -> dict[str, float]:
 
 
 def build_trees(
-    records: pd.DataFrame,
+    trajectories: pd.DataFrame,
     decision_epochs: Sequence[int] | None = None,
     methods: Iterable[str] = ("base", "freeze", "quant"),
 ) -> list[Tree]:
-    """Group per-epoch records into measured trees.
+    """Group the measured paths of a trajectories table into trees.
 
     Args:
-        records: per-epoch rows with the record schema (``read_records`` output). Rows whose
-            ``status`` is not ``ok`` are dropped (diverged/skipped epochs are no outcome).
+        trajectories: the study's ``trajectories.parquet`` rows (written by the aggregate or
+            import_eatit rule). Rows whose ``status`` is not ``ok`` are dropped
+            (diverged/skipped epochs are no outcome; see
+            :func:`greenpath.records.measured_paths` for their energy).
         decision_epochs: the epochs at which a strategy may decide; ``None``: per tree, 0
             plus every intervention epoch of its branches (EAT-IT: 0, 10, 20, 30, 40).
         methods: branch methods to keep (``stop`` paths are derived from the trunk).
@@ -192,13 +194,10 @@ def build_trees(
         accuracy and energy, sorted by key.
 
     Raises:
-        ValueError: no tree has a trunk, or a trunk has non-finite energy (names the tree).
+        ValueError: records instead of trajectories, no tree has a trunk, or a trunk has
+            non-finite energy (names the tree).
     """
-    if "status" in records.columns:
-        records = records[records["status"].fillna("ok") == "ok"]
-    keep = set(methods)
-    records = records[records["method"].isin(keep)]
-    traj = build_trajectories(records, stop_epochs=[])
+    traj = measured_paths(trajectories, methods)
     trees: list[Tree] = []
     for (study, dataset, seed), grp in traj.groupby(["study", "dataset", "seed"], sort=True):
         paths: dict[tuple[str, int], pd.DataFrame] = {}

@@ -15,7 +15,7 @@ from greenpath.records.schema import (
     RECORD_SCHEMA,
     SCHEMA_VERSION,
 )
-from greenpath.records.trajectories import build_trajectories
+from greenpath.records.trajectories import build_trajectories, measured_paths
 
 __all__ = [
     "KEY_COLUMNS",
@@ -26,6 +26,7 @@ __all__ = [
     "RecordsError",
     "atomic_path",
     "build_trajectories",
+    "measured_paths",
     "read_metadata",
     "read_records",
     "to_table",

@@ -99,3 +99,41 @@ def build_trajectories(
     traj = traj.sort_values([*PATH_COLUMNS, "epoch"], kind="stable").reset_index(drop=True)
     traj["energy_cum_j"] = traj["energy_cum_j"].astype(np.float64)
     return traj
+
+
+def measured_paths(
+    trajectories: pd.DataFrame, methods: Iterable[str] = ("base", "freeze", "quant")
+) -> pd.DataFrame:
+    """The rows of the trained paths that the path stage compares: ``ok`` epochs of the
+    trunk and of the ``methods`` branches, for trees that have a trunk.
+
+    A row whose ``status`` is not ``ok`` (a diverged epoch, a skipped branch) is no outcome
+    and is dropped. ``energy_cum_j`` is kept as :func:`build_trajectories` wrote it: a
+    diverged epoch stops its job and a skipped branch trains nothing, so such a row is the
+    last of its path and the cumulative energy of the rows kept does not include it.
+
+    Args:
+        trajectories: :func:`build_trajectories` output (``trajectories.parquet``).
+        methods: path methods to keep (``stop`` paths are read from the trunk).
+
+    Raises:
+        ValueError: the table is not a trajectories table (records passed instead).
+    """
+    missing = [c for c in TRAJECTORY_EXTRA_COLUMNS if c not in trajectories.columns]
+    if missing:
+        raise ValueError(
+            f"not a trajectories table (no column {missing[0]!r}): pass the study's "
+            "trajectories.parquet (written by the aggregate or import_eatit rule), "
+            "not its records"
+        )
+    traj = trajectories
+    if "status" in traj.columns:
+        traj = traj[traj["status"].fillna("ok") == "ok"]
+    traj = traj[traj["method"].isin(set(methods))]
+    has_trunk = (
+        traj["method"]
+        .eq("base")
+        .groupby([traj["study"], traj["dataset"], traj["seed"]])
+        .transform("any")
+    )
+    return traj[has_trunk]

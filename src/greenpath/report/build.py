@@ -23,14 +23,13 @@ import html
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from greenpath.records import build_trajectories
 from greenpath.report.figures import (
     energy_accuracy_figure,
     energy_breakdown_figure,
@@ -90,8 +89,7 @@ def build_study_report(
     records: pd.DataFrame,
     out_dir: str | os.PathLike[str],
     *,
-    trajectories: pd.DataFrame | None = None,
-    stop_epochs: Iterable[int] | None = None,
+    trajectories: pd.DataFrame,
     datasets: Sequence[str] | None = None,
     paths_json: Any = None,
     evaluation: Any = None,
@@ -102,9 +100,8 @@ def build_study_report(
     Args:
         records: per-epoch rows of the study (record schema).
         out_dir: output folder (created).
-        trajectories: ``build_trajectories`` output; built from ``records`` (with
-            ``stop_epochs``) when omitted.
-        stop_epochs: intervention epochs with a ``stop`` path (``None``: every branch k >= 1).
+        trajectories: the study's ``trajectories.parquet`` (the aggregate or import_eatit
+            rule's output; the report reads it and builds no trajectory).
         datasets: datasets that must be drawn (e.g. the config's); ``None``: every dataset
             in the records.
         paths_json: the paths document (strategy outcomes and choices), or ``None``.
@@ -128,8 +125,6 @@ def build_study_report(
             "run the training grid first or fix the dataset names"
         )
     study = title or ", ".join(sorted(records["study"].astype(str).unique()))
-    if trajectories is None:
-        trajectories = build_trajectories(records, stop_epochs=stop_epochs)
     rep = StudyReport(out_dir=out, datasets=wanted)
     choices = strategy_choices(paths_json)
     for d in wanted:

@@ -1,8 +1,8 @@
 """Report figures built from records, trajectories, predictions and path choices.
 
 Every function takes plain DataFrames (the record schema of ``docs/records.md``, the
-trajectories of :func:`greenpath.records.build_trajectories`, the tidy predictions table
-of :mod:`greenpath.report.tables`) and returns a :class:`matplotlib.figure.Figure`; write it
+study's ``trajectories.parquet``, the tidy predictions table of
+:mod:`greenpath.report.tables`) and returns a :class:`matplotlib.figure.Figure`; write it
 with :func:`greenpath.report.style.save_figure`. Nothing is shown on screen (Agg backend).
 
 Artists that tests and readers care about carry a ``gid`` so they can be counted without
@@ -208,7 +208,7 @@ def path_endpoints(trajectories: pd.DataFrame) -> pd.DataFrame:
     """The last row of every path: final validation accuracy and cumulative energy.
 
     Args:
-        trajectories: :func:`greenpath.records.build_trajectories` output.
+        trajectories: rows of the study's ``trajectories.parquet``.
 
     Returns:
         One row per (study, dataset, seed, method, intervention_epoch) with ``end_epoch``,
@@ -261,7 +261,7 @@ def energy_accuracy_figure(
     is given, the paths the strategies in ``highlight`` chose on that tree are marked.
 
     Args:
-        trajectories: :func:`greenpath.records.build_trajectories` output.
+        trajectories: rows of the study's ``trajectories.parquet``.
         dataset: which dataset; ``None`` when there is exactly one.
         choices: one row per (strategy, dataset, seed) with ``strategy``, ``dataset``,
             ``seed``, ``val_accuracy`` (fraction) and ``energy_j`` (cumulative, J), e.g.

@@ -1,0 +1,59 @@
+"""The DAG carries the fitted models: the paths rule reads the fit rule's files (the
+planner's predictor and the paper's savings model, one per held-out dataset) and the
+study's trajectories, never the records."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import REPO, TINY, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def planned(workdir, config) -> list[dict[str, str]]:
+    """Every job of a dry run: rule name and its input/output/wildcards lines."""
+    proc = snakemake(workdir, config, "-n")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs: list[dict[str, str]] = []
+    for line in proc.stdout.splitlines():
+        s = line.strip()
+        if s.startswith(("rule ", "localrule ")) and s.endswith(":"):
+            jobs.append({"rule": s.split()[1][:-1]})
+        elif jobs and ":" in s and s.split(":", 1)[0] in ("input", "output", "wildcards"):
+            key, value = s.split(":", 1)
+            jobs[-1][key] = value.strip()
+    return jobs
+
+
+def files(value: str) -> set[str]:
+    return {p.strip() for p in value.split(",") if p.strip()}
+
+
+def test_paths_reads_the_fit_rule_files(tmp_path):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["modeling"]["eatit"]["src"] = None
+    jobs = planned(tmp_path, config)
+    models = "results/default/models"
+    paper = {f"{models}/paper_savings/without_{d}.json" for d in config["datasets"]}
+    planner = config["modeling"]["planner_predictor"]
+    lodo = {f"{models}/{planner}/without_{d}.json" for d in config["datasets"]}
+    (paths,) = [j for j in jobs if j["rule"] == "paths"]
+    assert files(paths["input"]) == {
+        "results/default/trajectories.parquet",
+        f"{models}/{planner}/all.json",
+        *lodo,
+        *paper,
+    }
+    (fit,) = [j for j in jobs if j.get("wildcards") == "predictor=paper_savings"]
+    assert fit["rule"] == "fit_default" and paper <= files(fit["output"])
+    assert files(fit["input"]) == {"results/default/trajectories.parquet"}
+    report = [j for j in jobs if j["rule"] == "report_figures"]
+    assert all("results/default/trajectories.parquet" in files(j["input"]) for j in report)
+
+
+def test_runs_too_short_for_the_papers_simulation_fit_no_paper_model(tmp_path):
+    jobs = planned(tmp_path, TINY)  # 3 epochs: the simulation starts at epoch 6
+    (paths,) = [j for j in jobs if j["rule"] == "paths"]
+    assert "paper_savings" not in paths["input"]
+    assert not [j for j in jobs if j.get("wildcards") == "predictor=paper_savings"]
