@@ -161,9 +161,9 @@ def test_per_epoch_oracle_and_baselines(eatit_trees):
 
 @pytest.mark.slow
 def test_planner_every_epoch_lodo(eatit_trees):
-    """The per-epoch planner, predictor, margins and their level all leave-one-dataset-out:
-    79.18 % with 1 violation (caltech101 stopped at 3); with no commitment before epoch 10
-    (the predictor's first training origin) 78.88 % with 1 (cifar10 stopped at 10)."""
+    """The per-epoch planner, predictor, margins and their level all leave-one-dataset-out,
+    the level calibrated at half the tolerance: 77.37 % with no violation; with no
+    commitment before epoch 10 (the predictor's first training origin) 77.91 % with none."""
     from greenpath.modeling.base import get_predictor
     from greenpath.paths.planner import forecast_tree, planner_lodo_conformal_nested
 
@@ -180,4 +180,4 @@ def test_planner_every_epoch_lodo(eatit_trees):
         p = _pooled(trees, choices)
         figures[first] = (round(p["energy_saved_pct_mean"], 2), p["violations"])
         assert all(d["first_epoch"] == first for d in details.values())
-    assert figures == {0: (79.18, 1), 10: (78.88, 1)}
+    assert figures == {0: (77.37, 0), 10: (77.91, 0)}

@@ -111,3 +111,12 @@ def test_violation_count_and_figures():
     # with tolerance 10 points nothing violates
     loose = outcome_table(trees, choices, get_objective("constrained", 0.10), orc)
     assert loose["violation"].sum() == 0
+
+
+def test_calibration_counts_a_loss_of_more_than_half_the_tolerance():
+    obj = get_objective("constrained", 0.01)
+    # -0.4 pt: within both; -0.7 pt: within the tolerance, beyond its calibration half;
+    # -1.2 pts: beyond both
+    assert (obj.violation(0.596, 0.60), obj.calibration_violation(0.596, 0.60)) == (False, False)
+    assert (obj.violation(0.593, 0.60), obj.calibration_violation(0.593, 0.60)) == (False, True)
+    assert (obj.violation(0.588, 0.60), obj.calibration_violation(0.588, 0.60)) == (True, True)

@@ -7,7 +7,9 @@ For each dataset X of the config:
 2. choose the controller's settings leave-one-dataset-out: every ``(Margin, allowed
    actions)`` of :func:`settings_grid` is replayed (:func:`~greenpath.control.run.replay_tree`)
    on the measured trees of the other datasets, each forecast by the predictor fitted
-   without that tree's dataset; the setting with the fewest tolerance violations wins,
+   without that tree's dataset; the setting with the fewest calibration violations (a loss
+   of more than half the tolerance,
+   :meth:`~greenpath.paths.objectives.Objective.calibration_violation`) wins,
    then the most energy saved (ties: the smaller margin) -- the planner's calibration rule
    (:mod:`greenpath.paths.planner`) extended to the allowed actions;
 3. per seed, train live: the controlled run, and a plain full-length run measured in the
@@ -160,7 +162,7 @@ def calibrate(
                 key = replay_tree(c, t)
                 acc, en = t.outcome(*key)
                 cache[k] = (
-                    objective.violation(acc, t.ref_accuracy),
+                    objective.calibration_violation(acc, t.ref_accuracy),
                     (1 - en / t.ref_energy_j) * 100,
                 )
             v, s = cache[k]

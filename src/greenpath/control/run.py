@@ -193,14 +193,21 @@ def replay_tree(controller: Controller, tree: Any) -> tuple[str, int, int]:
     method, k = "base", 0
     rows = tree.trunk
 
+    by_epoch: dict[int, dict[str, Any]] = {}
+
     def row_at(epoch: int) -> dict[str, Any]:
-        r = rows[rows["epoch"] == epoch].iloc[0].to_dict()
-        return {kk: (v.item() if isinstance(v, np.generic) else v) for kk, v in r.items()}
+        if not by_epoch:  # one conversion per path followed, not one filter per epoch
+            for r in rows.to_dict("records"):
+                by_epoch[int(r["epoch"])] = {
+                    kk: (v.item() if isinstance(v, np.generic) else v) for kk, v in r.items()
+                }
+        return by_epoch[epoch]
 
     action = controller.on_train_begin(0)
     if action in ("freeze", "quant"):
         method, k = action, 0
         rows = tree.paths[(method, 0)]
+        by_epoch.clear()
     for epoch in range(1, E + 1):
         action = controller.on_epoch_end(epoch, row_at(epoch))
         if action == "stop":
@@ -212,6 +219,7 @@ def replay_tree(controller: Controller, tree: Any) -> tuple[str, int, int]:
             if (method, k) not in tree.paths:
                 raise KeyError(f"tree {tree.key}: no measured path {method}@{k}")
             rows = tree.paths[(method, k)]
+            by_epoch.clear()
     return ("base", 0, E) if method == "base" else (method, k, E)
 
 

@@ -539,7 +539,7 @@ def _fold_score(
     epoch_buckets: Sequence[int] | None,
     every_epoch: bool,
 ) -> tuple[int, float]:
-    """``(violations, -mean energy saved %)`` of one level on the datasets not excluded,
+    """``(calibration violations, -mean energy saved %)`` of one level on the datasets not excluded,
     each planned with margins from the residuals of the datasets other than it and
     ``exclude``."""
     plan = plan_tree_every_epoch if every_epoch else plan_tree
@@ -552,7 +552,7 @@ def _fold_score(
         for t in trees:
             if t.dataset == ds:
                 c = plan(t, fcs[t.key], objective, m)
-                viol += int(objective.violation(c.val_accuracy, t.ref_accuracy))
+                viol += int(objective.calibration_violation(c.val_accuracy, t.ref_accuracy))
                 saved.append(saved_pct(c.energy_j, t.ref_energy_j))
     return viol, -float(np.mean(saved)) if saved else 0.0
 
@@ -573,8 +573,9 @@ def planner_lodo_conformal_nested(
     For each held-out dataset X, every level q of ``quantiles`` is scored on the other
     datasets: each such dataset Y is planned with margins from the residuals of the
     datasets other than X and Y (:func:`_fold_score`). The level with the fewest
-    violations wins, then the most energy saved (``-saved`` is compared; ties go to the
-    lower, more cautious level). X is then planned with that level's margins from all
+    calibration violations (:meth:`~greenpath.paths.objectives.Objective.calibration_violation`:
+    half the tolerance) wins, then the most energy saved (``-saved`` is compared; ties go
+    to the lower, more cautious level). X is then planned with that level's margins from all
     datasets but X. Nothing about X's outcome enters its choice. ``first_epoch``: no
     commitment on the trunk before it (:class:`~greenpath.paths.decide.Margin`).
 
