@@ -71,13 +71,6 @@ def open_fraction(text: str) -> float:
     return value
 
 
-def _write_json(obj: Any, out: Path) -> None:
-    from greenpath.records.io import atomic_path
-
-    with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, allow_nan=False))
-
-
 def _trajectories(files: Sequence[Path]):
     from greenpath.modeling.workflow import read_trajectories
 
@@ -202,7 +195,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         from greenpath.modeling.io import load
 
         res = evaluate_model(load(a.model), traj, zero_accuracy=a.zero_accuracy)
-    _write_json(res, a.out)
+    from greenpath.records import write_json
+
+    write_json(res, a.out)
     pooled = res["pooled"]["all"]["one_step"]
     if pooled.get("n"):
         p = pooled["paper"]

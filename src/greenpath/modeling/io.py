@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from greenpath.modeling.base import Predictor, predictor_class
-from greenpath.records.io import atomic_path
+from greenpath.records.io import write_json
 
 FORMAT = "greenpath-predictor"
 FORMAT_VERSION = 1
@@ -32,10 +32,7 @@ def save(predictor: Predictor, path: str | os.PathLike[str]) -> Path:
     """
     doc: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
     doc.update(predictor.to_json())
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(doc, indent=1, allow_nan=False))
-    return path
+    return write_json(doc, path)
 
 
 def load(path: str | os.PathLike[str]) -> Predictor:

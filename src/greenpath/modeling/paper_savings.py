@@ -221,8 +221,8 @@ def fit_paper_savings(trajectories: pd.DataFrame, held_out: str | None = None) -
 
 
 def save(model: PaperSavingsModel, path: str | os.PathLike[str]) -> Path:
-    """Write ``model`` as JSON, atomically (``greenpath.modeling.workflow.write_json``)."""
-    from greenpath.modeling.workflow import write_json
+    """Write ``model`` as JSON, atomically (:func:`greenpath.records.write_json`)."""
+    from greenpath.records import write_json
 
     return write_json(model.to_json(), path)
 

@@ -7,7 +7,6 @@ Markdown/CSV table; ``scripts/modeling.py`` calls them from the Snakemake rules 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -16,16 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from greenpath.records import atomic_path
+from greenpath.records import atomic_path, write_json
 
 log = logging.getLogger(__name__)
-
-
-def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``obj`` as indented JSON, atomically (NaN is refused, not written)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, allow_nan=False))
-    return Path(path)
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

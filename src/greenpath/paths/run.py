@@ -35,7 +35,7 @@ from greenpath.paths.planner import (
 )
 from greenpath.paths.report import outcome_table, summarize
 from greenpath.paths.tree import Tree, build_trees
-from greenpath.records import atomic_path
+from greenpath.records import write_json
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +112,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (float, np.floating)):
         return float(obj) if math.isfinite(float(obj)) else None
     return obj
-
-
-def write_json_atomic(data: Mapping[str, Any], out: Path) -> Path:
-    """Write ``data`` as JSON to ``out`` via a temporary file and ``os.replace``."""
-    with atomic_path(out, suffix=".json.tmp") as tmp:
-        tmp.write_text(json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
-    return Path(out)
 
 
 def run_strategies(
@@ -318,7 +311,7 @@ def run_paths(
         result["paper_models"] = {str(d): str(p) for d, p in paper_models.items()}
     result = _jsonable(result)
     if out is not None:
-        write_json_atomic(result, Path(out))
+        write_json(result, Path(out))
     return result
 
 
@@ -366,5 +359,4 @@ __all__ = [
     "predictors_for",
     "run_paths",
     "run_strategies",
-    "write_json_atomic",
 ]

@@ -6,6 +6,7 @@ from greenpath.records.io import (
     read_metadata,
     read_records,
     to_table,
+    write_json,
     write_records,
 )
 from greenpath.records.schema import (
@@ -30,5 +31,6 @@ __all__ = [
     "read_metadata",
     "read_records",
     "to_table",
+    "write_json",
     "write_records",
 ]

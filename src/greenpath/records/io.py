@@ -10,6 +10,7 @@ current :data:`SCHEMA_VERSION` and upgrades files of an older readable version
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -78,6 +79,33 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp"):
         except FileNotFoundError:
             pass
         raise
+
+
+def _json_scalar(obj: Any) -> Any:
+    """``json.dumps`` ``default``: numpy scalars and arrays as Python values."""
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` through :func:`atomic_path` (nothing
+    half-written). Numpy scalars and arrays become Python values.
+
+    Raises:
+        ValueError: ``obj`` holds NaN or infinity (a value that was not measured is
+            ``None``, written as null: convert it before writing).
+        TypeError: a value JSON cannot hold.
+        RecordsError: the directory cannot be written.
+    """
+    text = json.dumps(obj, indent=1, allow_nan=False, default=_json_scalar) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def to_table(
