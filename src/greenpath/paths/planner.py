@@ -576,7 +576,8 @@ def planner_lodo_conformal_nested(
     calibration violations (:meth:`~greenpath.paths.objectives.Objective.calibration_violation`:
     half the tolerance) wins, then the most energy saved (``-saved`` is compared; ties go
     to the lower, more cautious level). X is then planned with that level's margins from all
-    datasets but X. Nothing about X's outcome enters its choice. ``first_epoch``: no
+    datasets but X. X's trees are neither planned nor scored in its choice (X's records do
+    enter Y's forecasts: Y's model is fitted without Y only). ``first_epoch``: no
     commitment on the trunk before it (:class:`~greenpath.paths.decide.Margin`).
 
     Returns:
