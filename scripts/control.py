@@ -9,10 +9,14 @@ Standalone (the whole loop in one process)::
 
 From Snakemake (workflow/rules/control.smk), ``params.role`` picks the step:
 
+- ``calibrate`` (rule ``control_calibrate``, one job per dataset): reads
+  ``input.trajectories``, ``wildcards.dataset``, ``params`` (settings, models, objective) and
+  writes the controller's margin and actions for that dataset to ``output.calibration`` (JSON).
 - ``run`` (rule ``control_run``, one job per dataset, seed and run kind): reads
-  ``input.trajectories``, ``input.dataset``, ``wildcards`` (dataset, seed, kind), ``params``
-  (settings: the config-shaped settings of the live runs; models: dataset -> model fitted
-  without it; objective) and writes ``output.summary`` (JSON); the run's files go beside it.
+  ``input.dataset``, ``wildcards`` (dataset, seed, kind), ``params.settings`` (the
+  config-shaped settings of the live runs) and, for a controlled run, ``input.trajectories``,
+  ``input.calibration`` and ``params`` models (the run's dataset -> its model fitted without
+  it) and objective; writes ``output.summary`` (JSON); the run's files go beside it.
 - ``table`` (rule ``control_closed_loop``): reads every run summary (``input.runs``),
   ``input.trajectories``, ``params`` (settings, models, objective, patience) and writes
   ``output.table``/``markdown``/``figure``/``runs``.
@@ -24,11 +28,17 @@ import logging
 from pathlib import Path
 
 from greenpath.config import load_config
-from greenpath.control.closed_loop import closed_loop, live_run, tabulate, write_outputs
+from greenpath.control.closed_loop import (
+    calibrate_controller,
+    closed_loop,
+    live_run,
+    tabulate,
+    write_outputs,
+)
 from greenpath.devices import claim_for_job
 from greenpath.interrupts import job_name, one_line_on_interrupt
 from greenpath.joblog import job_log
-from greenpath.modeling.workflow import write_json
+from greenpath.records import write_json
 
 
 def _threads(config):
@@ -46,14 +56,21 @@ def _outputs(result, table, markdown, figure, runs):
 def _from_snakemake(sm):
     settings, goal = sm.params.settings, dict(sm.params.objective)
     models = {d: Path(p) for d, p in sm.params.models.items()}
-    if sm.params.role == "run":
+    if sm.params.role == "calibrate":
+        doc = calibrate_controller(settings, trajectories_path=Path(sm.input.trajectories),
+                                   models=models, dataset=sm.wildcards.dataset, **goal)  # fmt: skip
+        write_json(doc, Path(sm.output.calibration))
+    elif sm.params.role == "run":
         _threads(settings)
         summary = Path(sm.output.summary)
-        goal = goal if sm.wildcards.kind == "controlled" else {}
-        doc = live_run(settings, trajectories_path=Path(sm.input.trajectories), models=models,
+        controlled = sm.wildcards.kind == "controlled"
+        goal = goal if controlled else {}
+        calib = json.loads(Path(sm.input.calibration).read_text()) if controlled else None
+        traj = Path(sm.input.trajectories) if controlled else None
+        doc = live_run(settings, trajectories_path=traj, models=models,
                        dataset=sm.wildcards.dataset, dataset_path=Path(sm.input.dataset),
                        seed=int(sm.wildcards.seed), kind=sm.wildcards.kind,
-                       run_dir=summary.parent, **goal)  # fmt: skip
+                       run_dir=summary.parent, calibration=calib, **goal)  # fmt: skip
         write_json(doc, summary)
     else:
         runs = [json.loads(Path(p).read_text()) for p in sm.input.runs]

@@ -57,3 +57,17 @@ def test_runs_too_short_for_the_papers_simulation_fit_no_paper_model(tmp_path):
     (paths,) = [j for j in jobs if j["rule"] == "paths"]
     assert "paper_savings" not in paths["input"]
     assert not [j for j in jobs if j.get("wildcards") == "predictor=paper_savings"]
+
+
+def test_controlled_runs_read_their_datasets_calibration(tmp_path):
+    jobs = planned(tmp_path, TINY)
+    control = "results/tiny/control"
+    calib = {j["wildcards"]: j for j in jobs if j["rule"] == "control_calibrate"}
+    assert set(calib) == {f"dataset={d}" for d in TINY["datasets"]}
+    for d in TINY["datasets"]:
+        assert files(calib[f"dataset={d}"]["output"]) == {f"{control}/calibration/{d}.json"}
+    for j in (j for j in jobs if j["rule"] == "control_run"):
+        d = j["wildcards"].split(",")[0].split("=")[1]
+        reads = {p for p in files(j["input"]) if "/calibration/" in p}
+        want = {f"{control}/calibration/{d}.json"} if "controlled" in j["wildcards"] else set()
+        assert reads == want, j

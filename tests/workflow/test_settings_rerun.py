@@ -36,7 +36,8 @@ LIVE = {
     for k in ("controlled", "full")
 }
 CONTROLLED = {j for j in LIVE if j[1].endswith("controlled")}
-PATHS = {("paths", STUDY)} | CONTROLLED | TABLE | REPORT
+CALIBRATION = {("control_calibrate", f"dataset={d}") for d in DATASETS}
+PATHS = {("paths", STUDY)} | CALIBRATION | CONTROLLED | TABLE | REPORT
 MODELING = {("aggregate", ""), ("evaluate", STUDY)} | FITS | PATHS | LIVE
 ALL_TRAINING = set().union(*(trunk(d) | branches(d) for d in DATASETS))
 

@@ -319,6 +319,26 @@ def lodo_models(study, predictor):
     )
 
 
+def controlled_run_models(wc):
+    """The model a ``control_run`` job reads: the controller's predictor fitted without the
+    run's dataset (controlled runs); none for the full run."""
+    if wc.kind != "controlled":
+        return {}
+    return {wc.dataset: lodo_models(STUDY, CONTROL["predictor"])[wc.dataset]}
+
+
+def controlled_run_inputs(wc):
+    """Input files of a ``control_run`` job besides its dataset: for a controlled run the
+    trajectories (its grid tree), its predictor and its dataset's calibration."""
+    if wc.kind != "controlled":
+        return {}
+    return {
+        "trajectories": f"{SDIR}/trajectories.parquet",
+        "models": list(controlled_run_models(wc).values()),
+        "calibration": f"{CONTROL_DIR}/calibration/{wc.dataset}.json",
+    }
+
+
 def paper_models(study):
     """Held-out dataset -> the model of the paper's savings simulation fitted without it
     (fit rule outputs, models/paper_savings/), read by the paths rule; none when the

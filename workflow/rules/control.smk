@@ -1,16 +1,37 @@
 # Closed-loop evaluation of the energy-aware controller (docs/control.md): per dataset,
-# the predictor fitted leave-one-dataset-out by the fit rule (models/<predictor>/) drives a
-# live controlled run per seed, next to a plain full run (one job per dataset, seed and
-# run kind: parallel, resumable, a log each); control_closed_loop tabulates them against
-# the full run, the grid's oracle and patience early stopping. Settings: config key
-# `control` (docs/config.md).
+# control_calibrate chooses the controller's margin and actions on the other datasets'
+# grid trees, and the predictor fitted leave-one-dataset-out by the fit rule
+# (models/<predictor>/) drives a live controlled run per seed, next to a plain full run
+# (one job per dataset, seed and run kind: parallel, resumable, a log each);
+# control_closed_loop tabulates them against the full run, the grid's oracle and patience
+# early stopping. Settings: config key `control` (docs/config.md).
+
+
+rule control_calibrate:
+    input:
+        trajectories=f"{SDIR}/trajectories.parquet",
+        models=list(lodo_models(STUDY, CONTROL["predictor"]).values()),
+    output:
+        calibration=f"{CONTROL_DIR}/calibration/{{dataset}}.json",
+    log:
+        f"{SDIR}/logs/control/calibration/{{dataset}}.log",
+    conda:
+        "../../envs/greenpath.yaml"
+    params:
+        role="calibrate",
+        settings=control_settings(),
+        models=lodo_models(STUDY, CONTROL["predictor"]),
+        objective=objective_settings(),
+    script:
+        "../../scripts/control.py"
 
 
 rule control_run:
     input:
-        trajectories=f"{SDIR}/trajectories.parquet",
+        # the controlled run reads its dataset's calibration, tree and predictor; the full
+        # run only trains
+        unpack(controlled_run_inputs),
         dataset=f"{SDIR}/data/{{dataset}}.npz",
-        models=list(lodo_models(STUDY, CONTROL["predictor"]).values()),
     output:
         summary=f"{CONTROL_DIR}/runs/{{dataset}}/seed{{seed}}/{{kind}}.json",
     log:
@@ -27,8 +48,8 @@ rule control_run:
     params:
         role="run",
         settings=control_settings(),
-        models=lodo_models(STUDY, CONTROL["predictor"]),
-        # only the controlled run decides; the full run does not read the objective
+        # only the controlled run decides; the full run reads no model and no objective
+        models=lambda wc: controlled_run_models(wc),
         objective=lambda wc: (objective_settings() if wc.kind == "controlled" else {}),
     script:
         "../../scripts/control.py"

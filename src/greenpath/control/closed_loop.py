@@ -4,7 +4,8 @@ For each dataset X of the config:
 
 1. read the predictor fitted on the OTHER datasets' trajectories (the workflow's ``fit``
    rule writes it; the held-out dataset is checked absent);
-2. choose the controller's settings leave-one-dataset-out: every ``(Margin, allowed
+2. choose the controller's settings leave-one-dataset-out (:func:`calibrate_controller`,
+   one workflow job per dataset whose JSON the controlled runs read): every ``(Margin, allowed
    actions)`` of :func:`settings_grid` is replayed (:func:`~greenpath.control.run.replay_tree`)
    on the measured trees of the other datasets, each forecast by the predictor fitted
    without that tree's dataset; the setting with the fewest calibration violations (a loss
@@ -206,23 +207,76 @@ def _tree(trees, dataset, seed, trajectories_path):
     raise ValueError(f"no measured tree for {dataset} seed {seed} in {trajectories_path}")
 
 
-def live_run(
+def calibrate_controller(
     config: dict,
     *,
     trajectories_path: Path,
+    models: Mapping[str, Path],
+    dataset: str,
+    objective: str = "constrained",
+    tolerance: float = 0.01,
+    lam: float | None = None,
+) -> dict[str, Any]:
+    """The controller's settings for ``dataset``, chosen by :func:`calibrate` on the measured
+    trees of the other datasets (rule ``control_calibrate``; the controlled live runs read it).
+
+    Returns:
+        JSON-ready ``{"dataset", "margin" (Margin.as_dict), "actions", "calibration"}``.
+
+    Raises:
+        ValueError: no grid tree of ``dataset``, or a missing leave-one-dataset-out model.
+    """
+    trees, dec, obj, predictors = _setup(
+        config, trajectories_path, models, objective, tolerance, lam
+    )
+    if not any(t.dataset == dataset for t in trees):
+        raise ValueError(f"no measured tree of {dataset!r} in {trajectories_path}")
+    margin, acts, calib = calibrate(trees, dataset, predictors, obj, dec)
+    log.info("%s: margin %s, actions %s (%s)", dataset, margin, acts, calib)
+    return {"dataset": dataset, "margin": margin.as_dict(), "actions": list(acts),
+            "calibration": calib}  # fmt: skip
+
+
+def _controller(config, trajectories_path, models, dataset, seed, calibration, goal):
+    """(controller for the live run, the calibration's summary fields)."""
+    if calibration is None or calibration.get("dataset") != dataset:
+        got = None if calibration is None else calibration.get("dataset")
+        raise ValueError(
+            f"the controlled run of {dataset!r} needs its calibration "
+            f"(calibrate_controller(..., dataset={dataset!r})), got one for {got!r}"
+        )
+    dec = sorted({0, *[int(k) for k in config["interventions"]["epochs"]]})
+    tree = _tree(build_trees(read_trajectories(trajectories_path), dec), dataset, seed,
+                 trajectories_path)  # fmt: skip
+    margin, acts = Margin.from_dict(calibration["margin"]), tuple(calibration["actions"])
+    ctl = Controller(load_lodo_model(models, dataset), last_epoch=int(config["training"]["epochs"]),
+                     decision_epochs=dec, objective=get_objective(**goal), margin=margin,
+                     methods=acts, dataset_info=tree.dataset_info)  # fmt: skip
+    fields = {"margin": margin.as_dict(), "actions": list(acts),
+              "calibration": dict(calibration.get("calibration", {}))}  # fmt: skip
+    return ctl, fields
+
+
+def live_run(
+    config: dict,
+    *,
+    trajectories_path: Path | None,
     models: Mapping[str, Path],
     dataset: str,
     dataset_path: Path,
     seed: int,
     kind: str,
     run_dir: Path,
+    calibration: Mapping[str, Any] | None = None,
     objective: str = "constrained",
     tolerance: float = 0.01,
     lam: float | None = None,
     meter: Any = None,
 ) -> dict[str, Any]:
-    """One live run of the closed loop: ``kind`` ``controlled`` (the controller, its margin
-    and actions calibrated leave-one-dataset-out) or ``full`` (a plain full-length run).
+    """One live run of the closed loop: ``kind`` ``controlled`` (the controller with the
+    margin and actions of ``calibration``, the output of :func:`calibrate_controller` for
+    ``dataset``) or ``full`` (a plain full-length run; ``trajectories_path``, ``models``
+    and ``calibration`` unused).
 
     Trains under ``run_dir`` (resumable: the engine's per-epoch state) after an untimed
     one-epoch warm-up, so the measured run does not pay the process's start-up costs.
@@ -233,7 +287,8 @@ def live_run(
         per-epoch ``val_accuracy_per_epoch`` / ``energy_per_epoch_j`` (null: not measured).
 
     Raises:
-        ValueError: unknown ``kind``, no grid tree or no model for the dataset.
+        ValueError: unknown ``kind``; for ``controlled``: no calibration of ``dataset``, no
+            grid tree or no model for it.
     """
     if kind not in ("controlled", "full"):
         raise ValueError(f"kind={kind!r}: use 'controlled' or 'full'")
@@ -241,17 +296,10 @@ def live_run(
     out: dict[str, Any] = {"dataset": dataset, "seed": int(seed), "kind": kind}
     ctl = None
     if kind == "controlled":
-        trees, dec, obj, predictors = _setup(
-            config, trajectories_path, models, objective, tolerance, lam
-        )
-        tree = _tree(trees, dataset, seed, trajectories_path)
-        margin, acts, calib = calibrate(trees, dataset, predictors, obj, dec)
-        log.info("%s: margin %s, actions %s (%s)", dataset, margin, acts, calib)
-        ctl = Controller(predictors[dataset].predictor, last_epoch=int(config["training"]["epochs"]),
-                         decision_epochs=dec, objective=obj, margin=margin, methods=acts,
-                         dataset_info=tree.dataset_info)  # fmt: skip
-        out.update(margin={"z": margin.z, "delta": margin.delta, "cold_start": margin.cold_start},
-                   actions=list(acts), calibration=calib)  # fmt: skip
+        goal = {"name": objective, "tolerance": tolerance, "lam": lam}
+        ctl, fields = _controller(config, trajectories_path, models, dataset, seed,
+                                  calibration, goal)  # fmt: skip
+        out.update(fields)
     run_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".warmup-", dir=run_dir) as tmp:
         train_controlled(config, dataset=dataset, dataset_path=dataset_path, seed=seed,
@@ -304,7 +352,7 @@ def tabulate(
             )
         live, full = kinds["controlled"], kinds["full"]
         tree = _tree(trees, ds, seed, trajectories_path)
-        margin = Margin(**live["margin"])
+        margin = Margin.from_dict(live["margin"])
         acts = tuple(live["actions"])
         twin = Controller(predictors[ds], last_epoch=E, decision_epochs=dec, objective=obj,
                           margin=margin, methods=acts, dataset_info=tree.dataset_info)  # fmt: skip
@@ -377,8 +425,9 @@ def closed_loop(
     seeds: Sequence[int] | None = None,
     meter_factory: Any = None,
 ) -> pd.DataFrame:
-    """The whole closed loop in one process (the workflow runs :func:`live_run` as one
-    job per (dataset, seed, kind) and :func:`tabulate` as one job): every live run under
+    """The whole closed loop in one process (the workflow runs :func:`calibrate_controller`
+    as one job per dataset, :func:`live_run` as one job per (dataset, seed, kind) and
+    :func:`tabulate` as one job): every calibration, then every live run under
     ``out_dir/runs/<dataset>/seed<seed>/``, then the table.
 
     Args:
@@ -396,6 +445,12 @@ def closed_loop(
     """
     seeds = [int(s) for s in (seeds if seeds is not None else config["seeds"])]
     goal = {"objective": objective, "tolerance": tolerance, "lam": lam}
+    calibrations = {
+        ds: calibrate_controller(
+            config, trajectories_path=trajectories_path, models=models, dataset=ds, **goal
+        )  # fmt: skip
+        for ds in dataset_paths
+    }
     runs = [
         live_run(
             config,
@@ -406,6 +461,7 @@ def closed_loop(
             seed=seed,
             kind=kind,
             run_dir=Path(out_dir) / "runs" / ds / f"seed{seed}",
+            calibration=calibrations[ds],
             meter=meter_factory() if meter_factory else None,
             **goal,
         )  # fmt: skip
@@ -529,6 +585,7 @@ __all__ = [
     "ACTION_SETS",
     "CachedPredictor",
     "calibrate",
+    "calibrate_controller",
     "closed_loop",
     "live_run",
     "load_lodo_model",

@@ -106,6 +106,20 @@ class Margin:
         kinds = tuple(sorted((str(k), float(v)) for k, v in (margins or {}).items()))
         return Margin(self.z, self.delta, self.cold_start, kinds, self.first_epoch)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Margin:
+        """The margin :meth:`as_dict` wrote (``kind_margins`` and ``first_epoch`` optional).
+
+        Raises:
+            ValueError: a key that is not a field of :class:`Margin`.
+        """
+        extra = set(d) - {"z", "delta", "cold_start", "kind_margins", "first_epoch"}
+        if extra:
+            raise ValueError(f"unknown margin keys {sorted(extra)}; expected Margin.as_dict()")
+        m = cls(float(d.get("z", 0.0)), float(d.get("delta", 0.0)), bool(d.get("cold_start", True)),
+                first_epoch=int(d.get("first_epoch", 0)))  # fmt: skip
+        return m.with_kind_margins(d.get("kind_margins"))
+
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"z": self.z, "delta": self.delta, "cold_start": self.cold_start}
         if self.kind_margins:
