@@ -13,10 +13,11 @@ From Snakemake (workflow/rules/control.smk), ``params.role`` picks the step:
   ``input.trajectories``, ``wildcards.dataset``, ``params`` (settings, models, objective) and
   writes the controller's margin and actions for that dataset to ``output.calibration`` (JSON).
 - ``run`` (rule ``control_run``, one job per dataset, seed and run kind): reads
-  ``input.dataset``, ``wildcards`` (dataset, seed, kind), ``params.settings`` (the
-  config-shaped settings of the live runs) and, for a controlled run, ``input.trajectories``,
-  ``input.calibration`` and ``params`` models (the run's dataset -> its model fitted without
-  it) and objective; writes ``output.summary`` (JSON); the run's files go beside it.
+  ``input.dataset``, ``input.calibration`` (the controlled run's settings; the full run
+  records which calibration it is the reference for), ``wildcards`` (dataset, seed, kind),
+  ``params.settings`` (the config-shaped settings of the live runs) and, for a controlled
+  run, ``input.trajectories`` and ``params`` models (the run's dataset -> its model fitted
+  without it) and objective; writes ``output.summary`` (JSON); the run's files go beside it.
 - ``table`` (rule ``control_closed_loop``): reads every run summary (``input.runs``),
   ``input.trajectories``, ``params`` (settings, models, objective, patience) and writes
   ``output.table``/``markdown``/``figure``/``runs``.
@@ -65,7 +66,7 @@ def _from_snakemake(sm):
         summary = Path(sm.output.summary)
         controlled = sm.wildcards.kind == "controlled"
         goal = goal if controlled else {}
-        calib = json.loads(Path(sm.input.calibration).read_text()) if controlled else None
+        calib = json.loads(Path(sm.input.calibration).read_text())
         traj = Path(sm.input.trajectories) if controlled else None
         doc = live_run(settings, trajectories_path=traj, models=models,
                        dataset=sm.wildcards.dataset, dataset_path=Path(sm.input.dataset),

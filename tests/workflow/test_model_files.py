@@ -4,9 +4,13 @@ study's trajectories, never the records."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from conftest import REPO, TINY, snakemake
+
+from greenpath.control.closed_loop import tabulate
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +63,8 @@ def test_runs_too_short_for_the_papers_simulation_fit_no_paper_model(tmp_path):
     assert not [j for j in jobs if j.get("wildcards") == "predictor=paper_savings"]
 
 
-def test_controlled_runs_read_their_datasets_calibration(tmp_path):
+def test_live_runs_follow_their_datasets_calibration(tmp_path):
+    """The controlled run reads it; the full run, its live reference, records it."""
     jobs = planned(tmp_path, TINY)
     control = "results/tiny/control"
     calib = {j["wildcards"]: j for j in jobs if j["rule"] == "control_calibrate"}
@@ -69,5 +74,24 @@ def test_controlled_runs_read_their_datasets_calibration(tmp_path):
     for j in (j for j in jobs if j["rule"] == "control_run"):
         d = j["wildcards"].split(",")[0].split("=")[1]
         reads = {p for p in files(j["input"]) if "/calibration/" in p}
-        want = {f"{control}/calibration/{d}.json"} if "controlled" in j["wildcards"] else set()
-        assert reads == want, j
+        assert reads == {f"{control}/calibration/{d}.json"}, j
+        if "kind=full" in j["wildcards"]:
+            assert files(j["input"]) == {f"results/tiny/data/{d}.npz", *reads}, j
+
+
+def test_the_table_refuses_a_pair_of_live_runs_of_different_calibrations(finished_run):
+    control = finished_run / "results/tiny/control"
+    runs = [json.loads(p.read_text()) for p in sorted(control.glob("runs/*/seed*/*.json"))]
+    models = {
+        d: finished_run / f"results/tiny/models/persistence/without_{d}.json"
+        for d in TINY["datasets"]
+    }
+    common = dict(
+        trajectories_path=finished_run / "results/tiny/trajectories.parquet", models=models
+    )
+    table = tabulate(TINY, runs=runs, **common)
+    assert len(table) == 2
+    (full,) = [r for r in runs if r["dataset"] == "digits" and r["kind"] == "full"]
+    full["margin"] = {**full["margin"], "delta": full["margin"]["delta"] + 0.01}
+    with pytest.raises(ValueError, match="digits seed 0.*--forcerun control_run"):
+        tabulate(TINY, runs=runs, **common)

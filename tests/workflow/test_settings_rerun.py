@@ -35,9 +35,9 @@ LIVE = {
     for d in DATASETS
     for k in ("controlled", "full")
 }
-CONTROLLED = {j for j in LIVE if j[1].endswith("controlled")}
 CALIBRATION = {("control_calibrate", f"dataset={d}") for d in DATASETS}
-PATHS = {("paths", STUDY)} | CALIBRATION | CONTROLLED | TABLE | REPORT
+# a live pair (controlled run and its full reference) is measured again together
+PATHS = {("paths", STUDY)} | CALIBRATION | LIVE | TABLE | REPORT
 MODELING = {("aggregate", ""), ("evaluate", STUDY)} | FITS | PATHS | LIVE
 ALL_TRAINING = set().union(*(trunk(d) | branches(d) for d in DATASETS))
 

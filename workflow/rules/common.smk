@@ -328,14 +328,20 @@ def controlled_run_models(wc):
 
 
 def controlled_run_inputs(wc):
-    """Input files of a ``control_run`` job besides its dataset: for a controlled run the
-    trajectories (its grid tree), its predictor and its dataset's calibration."""
+    """Input files of a ``control_run`` job besides its dataset: its dataset's calibration
+    and, for a controlled run, the trajectories (its grid tree) and its predictor.
+
+    The full run is the live reference of the controlled runs of its dataset and seed: it
+    records the calibration it was paired with (the table refuses mismatched pairs) and is
+    measured again whenever they are, in the same phase of the workflow (not during the
+    training grid, beside other jobs, while the controlled run comes after it)."""
+    calibration = f"{CONTROL_DIR}/calibration/{wc.dataset}.json"
     if wc.kind != "controlled":
-        return {}
+        return {"calibration": calibration}
     return {
         "trajectories": f"{SDIR}/trajectories.parquet",
         "models": list(controlled_run_models(wc).values()),
-        "calibration": f"{CONTROL_DIR}/calibration/{wc.dataset}.json",
+        "calibration": calibration,
     }
 
 

@@ -29,7 +29,7 @@ rule control_calibrate:
 rule control_run:
     input:
         # the controlled run reads its dataset's calibration, tree and predictor; the full
-        # run only trains
+        # run trains only, and records the calibration it is the reference for
         unpack(controlled_run_inputs),
         dataset=f"{SDIR}/data/{{dataset}}.npz",
     output:

@@ -252,9 +252,18 @@ def _controller(config, trajectories_path, models, dataset, seed, calibration, g
     ctl = Controller(load_lodo_model(models, dataset), last_epoch=int(config["training"]["epochs"]),
                      decision_epochs=dec, objective=get_objective(**goal), margin=margin,
                      methods=acts, dataset_info=tree.dataset_info)  # fmt: skip
-    fields = {"margin": margin.as_dict(), "actions": list(acts),
-              "calibration": dict(calibration.get("calibration", {}))}  # fmt: skip
-    return ctl, fields
+    return ctl, _pair_fields(calibration)
+
+
+#: Summary keys that name the calibration of a live pair (both runs carry them).
+PAIR_KEYS: tuple[str, ...] = ("margin", "actions", "calibration")
+
+
+def _pair_fields(calibration: Mapping[str, Any]) -> dict[str, Any]:
+    """The calibration's margin, actions and figures as a live run's summary records them."""
+    return {"margin": Margin.from_dict(calibration["margin"]).as_dict(),
+            "actions": list(calibration["actions"]),
+            "calibration": dict(calibration.get("calibration", {}))}  # fmt: skip
 
 
 def live_run(
@@ -275,8 +284,9 @@ def live_run(
 ) -> dict[str, Any]:
     """One live run of the closed loop: ``kind`` ``controlled`` (the controller with the
     margin and actions of ``calibration``, the output of :func:`calibrate_controller` for
-    ``dataset``) or ``full`` (a plain full-length run; ``trajectories_path``, ``models``
-    and ``calibration`` unused).
+    ``dataset``) or ``full`` (a plain full-length run, the live reference of the controlled
+    run with that ``calibration``; ``trajectories_path`` and ``models`` unused). Both
+    summaries carry ``calibration`` so that :func:`tabulate` can refuse a mismatched pair.
 
     Trains under ``run_dir`` (resumable: the engine's per-epoch state) after an untimed
     one-epoch warm-up, so the measured run does not pay the process's start-up costs.
@@ -300,6 +310,8 @@ def live_run(
         ctl, fields = _controller(config, trajectories_path, models, dataset, seed,
                                   calibration, goal)  # fmt: skip
         out.update(fields)
+    elif calibration is not None:
+        out.update(_pair_fields(calibration))
     run_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".warmup-", dir=run_dir) as tmp:
         train_controlled(config, dataset=dataset, dataset_path=dataset_path, seed=seed,
@@ -351,6 +363,11 @@ def tabulate(
                 f"{ds} seed {seed}: live runs {sorted(kinds)}; need controlled and full"
             )
         live, full = kinds["controlled"], kinds["full"]
+        if "margin" in full and any(full[k] != live.get(k) for k in PAIR_KEYS):
+            raise ValueError(
+                f"{ds} seed {seed}: the full run is the reference of another calibration "
+                "than the controlled run's; rerun both (snakemake --forcerun control_run)"
+            )
         tree = _tree(trees, ds, seed, trajectories_path)
         margin = Margin.from_dict(live["margin"])
         acts = tuple(live["actions"])
