@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from slurm_helpers import REPO, ClusterUnavailable, LocalSlurm, install_packages, why_not_runnable
+from slurm_helpers import (
+    REPO,
+    ClusterUnavailable,
+    LocalSlurm,
+    install_packages,
+    remove_leftover_conf,
+    why_not_runnable,
+)
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +35,10 @@ def local_slurm(tmp_path_factory):
     Set GREENPATH_REQUIRE_SLURM=1 (CI) to turn the skip into a failure.
     """
     required = os.environ.get("GREENPATH_REQUIRE_SLURM") == "1"
+    if os.name == "posix" and os.geteuid() == 0:
+        removed = remove_leftover_conf()
+        if removed:
+            warnings.warn(removed, stacklevel=1)
     reason = why_not_runnable()
     if reason is None and not shutil.which("setpriv"):
         reason = "setpriv (util-linux) missing; needed to run munged as user munge"

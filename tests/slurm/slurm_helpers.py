@@ -11,7 +11,8 @@ directory owned by ``munge``.
 ``slurm.conf`` must also be at ``/etc/slurm/slurm.conf`` while the cluster runs: the
 plugin's jobstep strips ``SLURM_*`` variables (``SLURM_CONF`` among them) before its
 nested ``srun``, which then only finds the default path. The file is written only if
-absent and removed on stop.
+absent and removed on stop; one left behind by a killed test run (our cluster name, and no
+live daemon reads its directory) is removed before the next start, any other is left alone.
 
 :func:`write_fake_slurm` writes shell stand-ins for sacct/sbatch/squeue/scontrol/sinfo
 (case W1), whose behaviour the ``FAKE_*`` environment variables set.
@@ -38,6 +39,8 @@ SNAKEMAKE = str(VENV_BIN / "snakemake")
 PACKAGES = ("munge", "slurmctld", "slurmd", "slurm-client")
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo")
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
+#: ClusterName of every LocalSlurm; marks a system slurm.conf as written by these tests.
+TEST_CLUSTER = "greenpath-ci"
 #: Job states in which a job still holds (or waits for) resources.
 _ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED"}
 
@@ -93,15 +96,58 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _conf_settings(text: str) -> dict[str, str]:
+    """``Key=value`` lines of a slurm.conf (first ``=`` splits; comments skipped)."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.lstrip().startswith("#")}
+
+
+def _process_uses(path: Path) -> bool:
+    """True when a running process has ``path`` (as text) in its command line."""
+    needle = str(path).encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if needle in cmdline.read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def remove_leftover_conf() -> str | None:
+    """Remove a ``/etc/slurm/slurm.conf`` that a killed test run left behind.
+
+    It is ours when its ClusterName is :data:`TEST_CLUSTER`; it is left over when no
+    running process names its cluster's ``slurm.conf`` (the daemons run with ``-f``). Its
+    munge directory under the system temp folder goes too. Returns what was removed, or
+    None when the file is absent, foreign or still in use.
+    """
+    if not SYSTEM_CONF.exists():
+        return None
+    settings = _conf_settings(SYSTEM_CONF.read_text(errors="replace"))
+    state = settings.get("StateSaveLocation")
+    if settings.get("ClusterName") != TEST_CLUSTER or not state:
+        return None
+    cluster_conf = Path(state).parent / "slurm.conf"
+    if _process_uses(cluster_conf):
+        return None
+    SYSTEM_CONF.unlink()
+    socket_path = settings.get("AuthInfo", "").removeprefix("socket=")
+    munge_dir = Path(socket_path).parent if socket_path else None
+    if munge_dir is not None and munge_dir.name.startswith("greenpath-munge-"):
+        shutil.rmtree(munge_dir, ignore_errors=True)
+    return f"removed {SYSTEM_CONF} left by a stopped test cluster ({cluster_conf})"
+
+
 def why_not_runnable() -> str | None:
-    """Reason a local cluster cannot run on this machine, or None when it can."""
+    """Reason a local cluster cannot run on this machine, or None when it can.
+
+    A system slurm.conf is a real SLURM setup and blocks; call
+    :func:`remove_leftover_conf` first to clear one a killed test run left behind.
+    """
     if os.name != "posix" or os.geteuid() != 0:
         return "needs root to install and start munge/slurmctld/slurmd (not root)"
-    if all(shutil.which(b) for b in BINARIES):
-        if SYSTEM_CONF.exists():
-            return f"{SYSTEM_CONF} exists (a real SLURM setup); not touching it"
-        return None
-    if not shutil.which("apt-get"):
+    if not all(shutil.which(b) for b in BINARIES) and not shutil.which("apt-get"):
         return "SLURM binaries missing and no apt-get to install Debian's packages"
     if SYSTEM_CONF.exists():
         return f"{SYSTEM_CONF} exists (a real SLURM setup); not touching it"
@@ -165,7 +211,7 @@ class LocalSlurm:
         def_mem = max(100, self.mem_mb // max(1, self.cpus) // 2)
         return textwrap.dedent(
             f"""\
-            ClusterName=greenpath-ci
+            ClusterName={TEST_CLUSTER}
             SlurmctldHost=localhost
             SlurmctldPort={_free_port()}
             SlurmdPort={_free_port()}
@@ -226,6 +272,7 @@ class LocalSlurm:
 
     def start(self, timeout_s: float = 60) -> LocalSlurm:
         """Write the config and start munged, slurmctld and slurmd; wait until idle."""
+        remove_leftover_conf()
         if SYSTEM_CONF.exists():
             raise ClusterUnavailable(f"{SYSTEM_CONF} exists; refusing to overwrite it")
         for d in ("state", "spool", "log"):
