@@ -114,6 +114,26 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+#: Strategy name -> (description, tree key -> the strategy's choice on that tree).
+Strategies = dict[str, tuple[str, Mapping]]
+
+#: How the pooled figures of every strategy are computed (written into the JSON).
+POOLING: dict[str, str] = {
+    "energy_saved_pct_mean": "mean over trees of (1 - E_path / E_full_trunk) x 100",
+    "energy_saved_pct_ratio": "(1 - sum E_path / sum E_full_trunk) x 100",
+    "accuracy_change_pts_mean": "mean over trees of (acc_path - acc_full_trunk) x 100",
+    "violations": "trees with acc_path < acc_full_trunk - tolerance",
+    "regret_mean": "mean regret vs the oracle (unit in objective.regret_unit)",
+}
+
+#: Unit of the regret per objective.
+REGRET_UNIT: dict[str, str] = {
+    "constrained": "percentage points of the full trunk's energy",
+    "score": "% of the oracle's score",
+    "weighted": "accuracy points",
+}
+
+
 def run_strategies(
     trees: Sequence[Tree],
     objective_name: str = "constrained",
@@ -142,65 +162,103 @@ def run_strategies(
         first_epoch: the per-epoch planner commits on the trunk from this epoch on.
     """
     obj = get_objective(objective_name, tolerance, lam)
-    flagged = set(flagged or ())
-    oracles = {t.key: S.oracle(t, obj) for t in trees}
-    strategies: dict[str, tuple[str, Mapping]] = {}
-    strategies["oracle"] = ("best candidate path of the measured tree (hindsight)", oracles)
-    strategies["oracle_every_epoch"] = (
-        "best path of the measured tree stopped at any epoch (hindsight)",
-        {t.key: S.oracle(t, obj, every_epoch=True) for t in trees},
-    )
-    strategies["full_trunk"] = (
-        "the reference: trunk to the last epoch",
-        {t.key: S.full_trunk(t) for t in trees},
-    )
+    strategies = _hindsight_strategies(trees, obj)
     extra: dict[str, Any] = {}
+    paper, extra_paper = _paper_strategy(trees, paper_models)
+    strategies.update(paper)
+    extra.update(extra_paper)
+    if predictor_for is not None:
+        planners, extra_planners = _planner_strategies(trees, predictor_for, obj, grid, first_epoch)
+        strategies.update(planners)
+        extra.update(extra_planners)
+    strategies.update(_baseline_strategies(trees, fixed_stops))
+    return _figures(trees, strategies, obj, set(flagged or ()), extra)
+
+
+def _hindsight_strategies(trees: Sequence[Tree], obj: Any) -> Strategies:
+    """The oracles over the candidate paths and over every stop epoch, and the full trunk."""
+    return {
+        "oracle": (
+            "best candidate path of the measured tree (hindsight)",
+            {t.key: S.oracle(t, obj) for t in trees},
+        ),
+        "oracle_every_epoch": (
+            "best path of the measured tree stopped at any epoch (hindsight)",
+            {t.key: S.oracle(t, obj, every_epoch=True) for t in trees},
+        ),
+        "full_trunk": (
+            "the reference: trunk to the last epoch",
+            {t.key: S.full_trunk(t) for t in trees},
+        ),
+    }
+
+
+def _paper_strategy(
+    trees: Sequence[Tree], paper_models: Mapping[str, paper_savings.PaperSavingsModel] | None
+) -> tuple[Strategies, dict[str, str]]:
+    """The paper's savings simulation, or (as ``paper_skipped``) why it cannot run."""
     if len({t.dataset for t in trees}) < 2:
-        extra["paper_skipped"] = "needs >= 2 datasets (leave-one-dataset-out fit)"
-    elif max(t.last_epoch for t in trees) < paper_savings.FIRST_EPOCH:
-        extra["paper_skipped"] = (
-            f"runs shorter than {paper_savings.FIRST_EPOCH} epochs, the simulation's first"
-        )
-    elif paper_models is None:
-        extra["paper_skipped"] = (
+        return {}, {"paper_skipped": "needs >= 2 datasets (leave-one-dataset-out fit)"}
+    if max(t.last_epoch for t in trees) < paper_savings.FIRST_EPOCH:
+        why = f"runs shorter than {paper_savings.FIRST_EPOCH} epochs, the simulation's first"
+        return {}, {"paper_skipped": why}
+    if paper_models is None:
+        why = (
             "no paper_savings models given (the fit rule's models/paper_savings/"
             "without_<dataset>.json)"
         )
-    else:
-        strategies["paper"] = (
-            "the paper's savings simulation (analysis_rq2.Rmd 'Energy savings'), "
-            "leave-one-dataset-out",
-            paper_method(trees, paper_models),
-        )
-    if predictor_for is not None:
-        every = {
-            t.key: forecast_tree(t, predictor_for(t.dataset), range(t.last_epoch)) for t in trees
-        }
-        fcs = {t.key: {d: every[t.key][d] for d in t.decision_epochs} for t in trees}
-        choices, details = planner_lodo(trees, predictor_for, obj, grid, forecasts=fcs)
-        strategies["planner"] = (
+        return {}, {"paper_skipped": why}
+    desc = (
+        "the paper's savings simulation (analysis_rq2.Rmd 'Energy savings'), leave-one-dataset-out"
+    )
+    return {"paper": (desc, paper_method(trees, paper_models))}, {}
+
+
+def _planner_strategies(
+    trees: Sequence[Tree],
+    predictor_for: Callable[[str], PredictorLike],
+    obj: Any,
+    grid: Sequence[Margin] | None,
+    first_epoch: int,
+) -> tuple[Strategies, dict[str, Any]]:
+    """greenpath's three planners on forecasts of every tree (made once, shared), and
+    their calibration details (``<name>_margins``)."""
+    every = {t.key: forecast_tree(t, predictor_for(t.dataset), range(t.last_epoch)) for t in trees}
+    fcs = {t.key: {d: every[t.key][d] for d in t.decision_epochs} for t in trees}
+    choices, details = planner_lodo(trees, predictor_for, obj, grid, forecasts=fcs)
+    c_choices, c_details = planner_lodo_conformal(trees, predictor_for, obj, forecasts=fcs)
+    e_choices, e_details = planner_lodo_conformal_nested(
+        trees, predictor_for, obj, forecasts=every, first_epoch=first_epoch
+    )
+    strategies: Strategies = {
+        "planner": (
             "greenpath planner: forecast every option at each decision epoch, safety "
             "margin calibrated leave-one-dataset-out",
             choices,
-        )
-        extra["planner_margins"] = details
-        c_choices, c_details = planner_lodo_conformal(trees, predictor_for, obj, forecasts=fcs)
-        strategies["planner_conformal"] = (
+        ),
+        "planner_conformal": (
             "greenpath planner with per-plan-kind conformal margins (20 % lower quantile "
             "of the other datasets' forecast residuals), leave-one-dataset-out",
             c_choices,
-        )
-        extra["planner_conformal_margins"] = c_details
-        e_choices, e_details = planner_lodo_conformal_nested(
-            trees, predictor_for, obj, forecasts=every, first_epoch=first_epoch
-        )
-        strategies["planner_every_epoch"] = (
+        ),
+        "planner_every_epoch": (
             "greenpath planner deciding after every epoch (continue, stop now, switch where "
             "the grid has the branch), conformal margins per plan kind and epoch bucket, "
             "level chosen leave-one-dataset-out (nested)",
             e_choices,
-        )
-        extra["planner_every_epoch_margins"] = e_details
+        ),
+    }
+    extra = {
+        "planner_margins": details,
+        "planner_conformal_margins": c_details,
+        "planner_every_epoch_margins": e_details,
+    }
+    return strategies, extra
+
+
+def _baseline_strategies(trees: Sequence[Tree], fixed_stops: Sequence[int] | None) -> Strategies:
+    """Patience early stopping (restore-best and stop-epoch accuracy) and fixed stops."""
+    strategies: Strategies = {}
     for p in PATIENCES:
         strategies[f"patience_{p}"] = (
             f"early stopping on the trunk, patience {p}, restore best (reported accuracy "
@@ -219,27 +277,27 @@ def run_strategies(
             f"stop the trunk after epoch {k}",
             {t.key: S.fixed_stop(t, k) for t in trees},
         )
+    return strategies
+
+
+def _figures(
+    trees: Sequence[Tree],
+    strategies: Strategies,
+    obj: Any,
+    flagged: set[str],
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Each strategy's outcome table pooled (:func:`summarize`), plus the run's context."""
+    oracles = strategies["oracle"][1]
     result: dict[str, Any] = {"strategies": {}}
     for name, (desc, choices) in strategies.items():
         table = outcome_table(trees, choices, obj, oracles, flagged)
-        summary = summarize(table)
-        result["strategies"][name] = {"description": desc, **summary}
-    result["objective"] = obj.describe()
+        result["strategies"][name] = {"description": desc, **summarize(table)}
+    result["objective"] = {**obj.describe(), "regret_unit": REGRET_UNIT[obj.name]}
     result["flagged_datasets"] = sorted(flagged)
     result["n_trees"] = len(trees)
     result["decision_epochs"] = sorted({d for t in trees for d in t.decision_epochs})
-    result["pooling"] = {
-        "energy_saved_pct_mean": "mean over trees of (1 - E_path / E_full_trunk) x 100",
-        "energy_saved_pct_ratio": "(1 - sum E_path / sum E_full_trunk) x 100",
-        "accuracy_change_pts_mean": "mean over trees of (acc_path - acc_full_trunk) x 100",
-        "violations": "trees with acc_path < acc_full_trunk - tolerance",
-        "regret_mean": "mean regret vs the oracle (unit in objective.regret_unit)",
-    }
-    result["objective"]["regret_unit"] = {
-        "constrained": "percentage points of the full trunk's energy",
-        "score": "% of the oracle's score",
-        "weighted": "accuracy points",
-    }[obj.name]
+    result["pooling"] = dict(POOLING)
     result.update(extra)
     return result
 
