@@ -101,6 +101,23 @@ def import_eatit(
     src = Path(src)
     if energy not in ("nvidia", "codecarbon"):
         raise ValueError(f"energy={energy!r}: choose 'nvidia' or 'codecarbon'")
+    df = _joined_rows(src, energy)
+    out = pd.concat([_record_columns(df), _energy_columns(df, energy)], axis=1)
+    out = out.sort_values(
+        ["dataset", "method", "intervention_epoch", "epoch"], kind="stable"
+    ).reset_index(drop=True)
+    log.info("imported %d EAT-IT rows (%s energy) from %s", len(out), energy, src)
+    return out
+
+
+def _joined_rows(src: Path, energy: str) -> pd.DataFrame:
+    """history.csv joined with its energy rows and the datasets' sizes, checked.
+
+    Raises:
+        FileNotFoundError: a CSV file is missing.
+        ValueError: a history row without energy/duration, a dataset missing from
+            datasets.csv, or a mode other than base/freeze/quant.
+    """
     hist = _read_csv(src / "history.csv")
     emis = _read_csv(src / "emissions.csv")
     info = _read_csv(src / "datasets.csv")
@@ -131,12 +148,16 @@ def import_eatit(
     if df["num_classes"].isna().any():
         bad = sorted(df.loc[df["num_classes"].isna(), "dataset"].unique())
         raise ValueError(f"datasets {bad} are missing from {src / 'datasets.csv'}")
-
-    mode = df["mode"].astype(str)
-    bad_modes = sorted(set(mode) - {"base", "freeze", "quant"})
+    bad_modes = sorted(set(df["mode"].astype(str)) - {"base", "freeze", "quant"})
     if bad_modes:
         raise ValueError(f"unknown EAT-IT modes {bad_modes}; expected base, freeze, quant")
-    out = pd.DataFrame(
+    return df
+
+
+def _record_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The record schema's identity, accuracy, duration and setting columns of ``df``'s rows."""
+    mode = df["mode"].astype(str)
+    return pd.DataFrame(
         {
             "study": "eatit",
             "dataset": df["dataset"].astype(str),
@@ -162,6 +183,11 @@ def import_eatit(
             "image_size": np.int64(32),
         }
     )
+
+
+def _energy_columns(df: pd.DataFrame, energy: str) -> pd.DataFrame:
+    """Energy columns (J) and their provenance for ``energy`` (see :func:`import_eatit`)."""
+    out = pd.DataFrame(index=df.index)
     if energy == "nvidia":
         e = df["energy_nvidia"].astype(float) * KWH_TO_J
         out["energy_gpu_j"] = e
@@ -185,10 +211,6 @@ def import_eatit(
         out["energy_cpu_estimate"] = True
         out["energy_dram_estimate"] = True
         out["energy_note"] = _CODECARBON_NOTE
-    out = out.sort_values(
-        ["dataset", "method", "intervention_epoch", "epoch"], kind="stable"
-    ).reset_index(drop=True)
-    log.info("imported %d EAT-IT rows (%s energy) from %s", len(out), energy, src)
     return out
 
 
