@@ -277,84 +277,97 @@ def energy_accuracy_figure(
     seeds = sorted(int(s) for s in ends["seed"].unique())
     study = _study_name(sub)
     div, unit = energy_scale(float(np.nanmax(sub["energy_cum_j"].to_numpy(float), initial=0.0)))
+    if choices is not None and not choices.empty:
+        _require(choices, ["strategy", "dataset", "seed", "val_accuracy", "energy_j"], "choices")
+        choices = choices[choices["dataset"].astype(str) == dataset]
+        choices = choices[choices["strategy"].isin(highlight)]
+    else:
+        choices = None
     with style():
         fig = Figure(figsize=(min(4.6 * len(seeds), 14.0) + 2.2, 4.4))
         axes = fig.subplots(1, len(seeds), sharey=True, squeeze=False)[0]
         for ax, seed in zip(axes, seeds, strict=True):
-            tr = sub[sub["seed"] == seed]
             en = ends[ends["seed"] == seed].reset_index(drop=True)
-            for (method, _k), rows in tr.groupby(["method", "intervention_epoch"], sort=True):
-                rows = rows.sort_values("epoch")
-                c = method_color(str(method))
-                ax.plot(
-                    rows["energy_cum_j"] / div,
-                    rows["val_accuracy"] * 100,
-                    color=c,
-                    alpha=0.25,
-                    lw=0.8,
-                )
-            for r in en.itertuples():
-                ax.plot(
-                    r.energy_j / div,
-                    r.val_accuracy * 100,
-                    ls="none",
-                    marker="o",
-                    ms=5,
-                    color=method_color(str(r.method)),
-                    gid=f"end:{r.method}@{int(r.intervention_epoch)}",
-                    zorder=4,
-                )
-            front = pareto_front(en["energy_j"], en["val_accuracy"])
-            if len(front):
-                f = en.iloc[front]
-                ax.step(
-                    f["energy_j"] / div,
-                    f["val_accuracy"] * 100,
-                    where="post",
-                    color="#000000",
-                    lw=1.2,
-                    gid="pareto",
-                    zorder=3,
-                )
-            if choices is not None and not choices.empty:
-                _require(
-                    choices, ["strategy", "dataset", "seed", "val_accuracy", "energy_j"], "choices"
-                )
-                ch = choices[
-                    (choices["dataset"].astype(str) == dataset) & (choices["seed"] == seed)
-                ]
-                for r in ch.itertuples():
-                    if r.strategy not in highlight:
-                        continue
-                    kw = CHOICE_MARKERS.get(str(r.strategy), CHOICE_MARKERS["paper"])
-                    ax.plot(
-                        r.energy_j / div,
-                        r.val_accuracy * 100,
-                        ls="none",
-                        zorder=6,
-                        gid=f"choice:{r.strategy}",
-                        **kw,
-                    )
+            _draw_paths(ax, sub[sub["seed"] == seed], div)
+            _draw_ends_and_front(ax, en, div)
+            if choices is not None:
+                _draw_choices(ax, choices[choices["seed"] == seed], div)
             ax.set_title(f"seed {seed}")
             ax.set_xlabel(f"cumulative energy ({unit})")
         axes[0].set_ylabel("validation accuracy at the path's last epoch (%)")
-        handles = [
-            Patch(color=method_color(m), label=METHOD_LABELS.get(m, m))
-            for m in ("base", "freeze", "quant", "stop")
-            if (ends["method"] == m).any()
-        ]
-        handles.append(Line2D([], [], color="#000000", lw=1.2, label="Pareto front"))
-        if choices is not None and not choices.empty:
-            present = set(choices["strategy"].astype(str))
-            for s in highlight:
-                if s in present:
-                    kw = CHOICE_MARKERS.get(s, CHOICE_MARKERS["paper"])
-                    label = f"chosen by: {strategy_label(s)}"
-                    handles.append(Line2D([], [], ls="none", label=label, **kw))
+        handles = _energy_accuracy_legend(ends, choices, highlight)
         axes[-1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5))
         prefix = f"{study} / " if study else ""
         fig.suptitle(f"{prefix}{dataset}: energy vs accuracy of every path")
     return fig
+
+
+def _draw_paths(ax, trajectories: pd.DataFrame, div: float) -> None:
+    """One faint line per (method, intervention epoch): cumulative energy vs accuracy."""
+    for (method, _k), rows in trajectories.groupby(["method", "intervention_epoch"], sort=True):
+        rows = rows.sort_values("epoch")
+        c = method_color(str(method))
+        ax.plot(rows["energy_cum_j"] / div, rows["val_accuracy"] * 100, color=c, alpha=0.25, lw=0.8)
+
+
+def _draw_ends_and_front(ax, ends: pd.DataFrame, div: float) -> None:
+    """The paths' end points (gid ``end:<method>@<k>``) and their Pareto front (``pareto``)."""
+    for r in ends.itertuples():
+        ax.plot(
+            r.energy_j / div,
+            r.val_accuracy * 100,
+            ls="none",
+            marker="o",
+            ms=5,
+            color=method_color(str(r.method)),
+            gid=f"end:{r.method}@{int(r.intervention_epoch)}",
+            zorder=4,
+        )
+    front = pareto_front(ends["energy_j"], ends["val_accuracy"])
+    if len(front):
+        f = ends.iloc[front]
+        ax.step(
+            f["energy_j"] / div,
+            f["val_accuracy"] * 100,
+            where="post",
+            color="#000000",
+            lw=1.2,
+            gid="pareto",
+            zorder=3,
+        )
+
+
+def _draw_choices(ax, choices: pd.DataFrame, div: float) -> None:
+    """A marker (gid ``choice:<strategy>``) at each strategy's chosen path on this tree."""
+    for r in choices.itertuples():
+        kw = CHOICE_MARKERS.get(str(r.strategy), CHOICE_MARKERS["paper"])
+        ax.plot(
+            r.energy_j / div,
+            r.val_accuracy * 100,
+            ls="none",
+            zorder=6,
+            gid=f"choice:{r.strategy}",
+            **kw,
+        )
+
+
+def _energy_accuracy_legend(
+    ends: pd.DataFrame, choices: pd.DataFrame | None, highlight: Sequence[str]
+) -> list[object]:
+    """Legend handles: the methods present, the Pareto front, the strategies marked."""
+    handles: list[object] = [
+        Patch(color=method_color(m), label=METHOD_LABELS.get(m, m))
+        for m in ("base", "freeze", "quant", "stop")
+        if (ends["method"] == m).any()
+    ]
+    handles.append(Line2D([], [], color="#000000", lw=1.2, label="Pareto front"))
+    present = set() if choices is None else set(choices["strategy"].astype(str))
+    for s in highlight:
+        if s in present:
+            kw = CHOICE_MARKERS.get(s, CHOICE_MARKERS["paper"])
+            label = f"chosen by: {strategy_label(s)}"
+            handles.append(Line2D([], [], ls="none", label=label, **kw))
+    return handles
 
 
 # ----------------------------------------------------------------------- energy breakdown
@@ -434,69 +447,10 @@ def energy_breakdown_figure(records: pd.DataFrame, dataset: str | None = None) -
     with style():
         fig = Figure(figsize=(10.0, 4.2))
         ax, ax2 = fig.subplots(1, 2, width_ratios=[1.0, 1.4])
-        x = np.arange(len(methods))
-        bottom = np.zeros(len(methods))
-        any_estimate = False
-        legend: list[object] = []
-        for comp in COMPONENTS:
-            t = table[table["component"] == comp].set_index("method").reindex(methods)
-            vals = t["energy_j"].fillna(0.0).to_numpy() / div
-            measured = bool(t["measured"].fillna(False).any())
-            for i, m in enumerate(methods):
-                share = float(t["estimate_share"].iloc[i]) if measured else 0.0
-                hatch = ESTIMATE_HATCH if share > 0 else None
-                any_estimate |= hatch is not None
-                bar = ax.bar(
-                    x[i],
-                    vals[i],
-                    bottom=bottom[i],
-                    color=COMPONENT_COLORS[comp],
-                    edgecolor="#333333",
-                    linewidth=0.5,
-                    hatch=hatch,
-                    width=0.6,
-                )
-                bar.patches[0].set_gid(f"bar:{m}:{comp}")
-                if hatch and vals[i] > 0:
-                    ax.text(
-                        x[i],
-                        bottom[i] + vals[i] / 2,
-                        "estimate",
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 0.5},
-                    )
-            bottom += vals
-            label = comp.upper() + ("" if measured else " (not measured)")
-            legend.append(Patch(facecolor=COMPONENT_COLORS[comp], edgecolor="#333333", label=label))
-        if any_estimate:
-            legend.append(
-                Patch(
-                    facecolor="white",
-                    edgecolor="#333333",
-                    hatch=ESTIMATE_HATCH,
-                    label="hatched: estimate (modelled)",
-                )
-            )
-        ax.set_xticks(x, [METHOD_LABELS.get(m, m) for m in methods], rotation=15)
-        ax.set_ylabel(f"mean energy per epoch ({unit})")
-        ax.set_title("by method and component")
-        ax.legend(handles=legend, loc="upper right", fontsize=7)
+        _draw_component_bars(ax, table, methods, div, unit)
         if total is not None:
             per_epoch = ok.assign(_t=total).groupby(["method", "epoch"])["_t"].mean()
-            for m in methods:
-                if m in per_epoch.index.get_level_values(0):
-                    s = per_epoch.loc[m].dropna()
-                    ax2.plot(
-                        s.index,
-                        s.to_numpy() / div,
-                        marker="o",
-                        ms=3,
-                        color=method_color(m),
-                        label=METHOD_LABELS.get(m, m),
-                        gid=f"epoch:{m}",
-                    )
+            _draw_energy_per_epoch(ax2, per_epoch, methods, div)
         ax2.set_xlabel("epoch")
         ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax2.set_ylabel(f"total energy per epoch ({unit})")
@@ -505,6 +459,86 @@ def energy_breakdown_figure(records: pd.DataFrame, dataset: str | None = None) -
         prefix = f"{study} / " if study else ""
         fig.suptitle(f"{prefix}{dataset}: where the energy went")
     return fig
+
+
+def _draw_component_bars(
+    ax, table: pd.DataFrame, methods: Sequence[str], div: float, unit: str
+) -> None:
+    """Stacked bars of :func:`energy_by_method`'s ``table``, one per method (gid
+    ``bar:<method>:<component>``); estimated segments hatched and labelled, with a legend."""
+    x = np.arange(len(methods))
+    bottom = np.zeros(len(methods))
+    any_estimate = False
+    legend: list[object] = []
+    for comp in COMPONENTS:
+        t = table[table["component"] == comp].set_index("method").reindex(methods)
+        vals = t["energy_j"].fillna(0.0).to_numpy() / div
+        measured = bool(t["measured"].fillna(False).any())
+        for i, m in enumerate(methods):
+            share = float(t["estimate_share"].iloc[i]) if measured else 0.0
+            hatch = ESTIMATE_HATCH if share > 0 else None
+            any_estimate |= hatch is not None
+            _draw_bar_segment(ax, x[i], bottom[i], vals[i], comp, hatch, gid=f"bar:{m}:{comp}")
+        bottom += vals
+        label = comp.upper() + ("" if measured else " (not measured)")
+        legend.append(Patch(facecolor=COMPONENT_COLORS[comp], edgecolor="#333333", label=label))
+    if any_estimate:
+        legend.append(
+            Patch(
+                facecolor="white",
+                edgecolor="#333333",
+                hatch=ESTIMATE_HATCH,
+                label="hatched: estimate (modelled)",
+            )
+        )
+    ax.set_xticks(x, [METHOD_LABELS.get(m, m) for m in methods], rotation=15)
+    ax.set_ylabel(f"mean energy per epoch ({unit})")
+    ax.set_title("by method and component")
+    ax.legend(handles=legend, loc="upper right", fontsize=7)
+
+
+def _draw_bar_segment(
+    ax, x: float, bottom: float, value: float, comp: str, hatch: str | None, gid: str
+) -> None:
+    """One component's segment of a method's bar; an estimate is hatched and labelled."""
+    bar = ax.bar(
+        x,
+        value,
+        bottom=bottom,
+        color=COMPONENT_COLORS[comp],
+        edgecolor="#333333",
+        linewidth=0.5,
+        hatch=hatch,
+        width=0.6,
+    )
+    bar.patches[0].set_gid(gid)
+    if hatch and value > 0:
+        ax.text(
+            x,
+            bottom + value / 2,
+            "estimate",
+            ha="center",
+            va="center",
+            fontsize=7,
+            bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 0.5},
+        )
+
+
+def _draw_energy_per_epoch(ax, per_epoch: pd.Series, methods: Sequence[str], div: float) -> None:
+    """Total energy per epoch of each method (``per_epoch``: mean J by (method, epoch));
+    one line per method (gid ``epoch:<method>``)."""
+    for m in methods:
+        if m in per_epoch.index.get_level_values(0):
+            s = per_epoch.loc[m].dropna()
+            ax.plot(
+                s.index,
+                s.to_numpy() / div,
+                marker="o",
+                ms=3,
+                color=method_color(m),
+                label=METHOD_LABELS.get(m, m),
+                gid=f"epoch:{m}",
+            )
 
 
 # ------------------------------------------------------------------ predicted vs actual
