@@ -50,7 +50,7 @@ from greenpath.paths import (
     patience_stop_epoch,
     patience_stopping,
 )
-from greenpath.records import atomic_path
+from greenpath.records import atomic_path, finite_or_none
 
 log = logging.getLogger(__name__)
 
@@ -191,15 +191,6 @@ def _setup(config, trajectories_path, models, objective, tolerance, lam):
     return trees, dec, obj, predictors
 
 
-def _finite(value: Any) -> float | None:
-    """``value`` as a float, or None when missing or not finite (strict JSON)."""
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _tree(trees, dataset, seed, trajectories_path):
     for t in trees:
         if t.dataset == dataset and t.seed == int(seed):
@@ -322,11 +313,11 @@ def live_run(
     out.update(
         decisions=[[int(e), str(a), str(r)] for e, a, r in res.decisions],
         epochs_run=int(res.epochs_run),
-        energy_j=_finite(res.energy_j),
+        energy_j=finite_or_none(res.energy_j),
         val_accuracy=float(res.val_accuracy),
-        estimated_full_energy_j=_finite(res.estimated_full_energy_j),
+        estimated_full_energy_j=finite_or_none(res.estimated_full_energy_j),
         val_accuracy_per_epoch=[float(v) for v in res.records["val_accuracy"]],
-        energy_per_epoch_j=[_finite(v) for v in energy],
+        energy_per_epoch_j=[finite_or_none(v) for v in energy],
     )
     return out
 

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from greenpath.paths.objectives import Objective
 from greenpath.paths.planner import Margin
-from greenpath.records import atomic_path
+from greenpath.records import atomic_path, finite_or_none
 
 #: Version of :data:`DECISION_SCHEMA` (stored in the Parquet metadata).
 DECISION_SCHEMA_VERSION = "1"
@@ -59,13 +59,6 @@ DECISION_SCHEMA = pa.schema(
 )
 
 
-def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    v = float(x)
-    return v if math.isfinite(v) else None
-
-
 def decisions_frame(
     decisions: Sequence[Any],
     objective: Objective,
@@ -93,9 +86,9 @@ def decisions_frame(
             decision_epoch=int(d.epoch),
             action=d.action,
             reason=d.reason,
-            ref_accuracy=_num(d.ref_accuracy),
-            ref_accuracy_std=_num(d.ref_accuracy_std),
-            full_energy_j=_num(d.full_energy_j),
+            ref_accuracy=finite_or_none(d.ref_accuracy),
+            ref_accuracy_std=finite_or_none(d.ref_accuracy_std),
+            full_energy_j=finite_or_none(d.full_energy_j),
         )
         if not d.plans:
             rows.append(dict(head, chosen=True))
@@ -107,12 +100,12 @@ def decisions_frame(
                     plan_action=p.action,
                     plan_method=p.method,
                     plan_end_epoch=int(p.end_epoch),
-                    forecast_accuracy=_num(p.val_accuracy),
-                    forecast_accuracy_std=_num(p.val_accuracy_std),
-                    forecast_energy_j=_num(p.energy_j),
-                    forecast_energy_std=_num(p.energy_std),
+                    forecast_accuracy=finite_or_none(p.val_accuracy),
+                    forecast_accuracy_std=finite_or_none(p.val_accuracy_std),
+                    forecast_energy_j=finite_or_none(p.energy_j),
+                    forecast_energy_std=finite_or_none(p.energy_std),
                     safe=bool(p.safe),
-                    objective_value=_num(p.value),
+                    objective_value=finite_or_none(p.value),
                     chosen=bool(d.chosen is not None and p == d.chosen),
                 )
             )

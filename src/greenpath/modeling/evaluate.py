@@ -47,6 +47,7 @@ from greenpath.modeling.base import (
 )
 from greenpath.modeling.eatit import flag_chance_level
 from greenpath.modeling.paper import paper_panel
+from greenpath.records import json_ready
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +347,7 @@ def evaluate_lodo(
         tables=tables,
         zero_accuracy=zero_accuracy,
     )
-    res["predictor"], res["params"] = predictor, _jsonable(dict(params or {}))
+    res["predictor"], res["params"] = predictor, json_ready(dict(params or {}))
     res["seconds"] = time.perf_counter() - t0
     return res
 
@@ -419,7 +420,7 @@ def evaluate_lodo_models(
     }
     if tables:
         res["tables"] = {"one_step": one.to_dict("records"), "multi_step": multi.to_dict("records")}
-    return _jsonable(res)
+    return json_ready(res)
 
 
 def evaluate_model(
@@ -452,20 +453,4 @@ def evaluate_model(
         **summarise(one, multi, flagged),
         "seconds": time.perf_counter() - t0,
     }
-    return _jsonable(res)
-
-
-def _jsonable(obj: Any) -> Any:
-    """Replace NaN/inf by None and numpy scalars by Python ones (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if np.isfinite(f) else None
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
+    return json_ready(res)

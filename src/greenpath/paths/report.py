@@ -19,7 +19,6 @@ flagged (chance-level) datasets.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -28,6 +27,7 @@ import pandas as pd
 from greenpath.paths.objectives import Objective
 from greenpath.paths.strategies import Choice
 from greenpath.paths.tree import Tree, saved_pct
+from greenpath.records import finite_or_none
 
 TreeKey = tuple[str, str, int]
 
@@ -77,24 +77,19 @@ def outcome_table(
     return pd.DataFrame(rows)
 
 
-def _finite(x: float) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 def pooled(table: pd.DataFrame) -> dict[str, object]:
     """Pooled figures of an :func:`outcome_table` (or a subset of its rows)."""
     if table.empty:
         return {"n_trees": 0}
     return {
         "n_trees": int(len(table)),
-        "energy_saved_pct_mean": _finite(table["energy_saved_pct"].mean()),
-        "energy_saved_pct_ratio": _finite(
+        "energy_saved_pct_mean": finite_or_none(table["energy_saved_pct"].mean()),
+        "energy_saved_pct_ratio": finite_or_none(
             (1.0 - table["energy_j"].sum() / table["ref_energy_j"].sum()) * 100.0
         ),
-        "accuracy_change_pts_mean": _finite(table["accuracy_change_pts"].mean()),
+        "accuracy_change_pts_mean": finite_or_none(table["accuracy_change_pts"].mean()),
         "violations": int(table["violation"].sum()),
-        "regret_mean": _finite(table["regret"].mean()),
+        "regret_mean": finite_or_none(table["regret"].mean()),
     }
 
 
@@ -119,7 +114,7 @@ def summarize(table: pd.DataFrame) -> dict[str, object]:
         clean = {}
         for k, v in rec.items():
             if isinstance(v, (np.floating, float)):
-                clean[k] = _finite(v)
+                clean[k] = finite_or_none(v)
             elif isinstance(v, np.integer):
                 clean[k] = int(v)
             elif isinstance(v, np.bool_):

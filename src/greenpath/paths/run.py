@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from greenpath.modeling import paper_savings
@@ -35,7 +33,7 @@ from greenpath.paths.planner import (
 )
 from greenpath.paths.report import outcome_table, summarize
 from greenpath.paths.tree import Tree, build_trees
-from greenpath.records import write_json
+from greenpath.records import json_ready, write_json
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +96,6 @@ def load_paper_models(
     if not models:
         return None
     return {str(d): paper_savings.load(Path(p)) for d, p in models.items()}
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    return obj
 
 
 #: Strategy name -> (description, tree key -> the strategy's choice on that tree).
@@ -367,7 +351,7 @@ def run_paths(
     result["trajectories"] = [str(p) for p in files]
     if paper_models:
         result["paper_models"] = {str(d): str(p) for d, p in paper_models.items()}
-    result = _jsonable(result)
+    result = json_ready(result)
     if out is not None:
         write_json(result, Path(out))
     return result

@@ -3,6 +3,8 @@
 from greenpath.records.io import (
     RecordsError,
     atomic_path,
+    finite_or_none,
+    json_ready,
     read_metadata,
     read_records,
     to_table,
@@ -27,6 +29,8 @@ __all__ = [
     "RecordsError",
     "atomic_path",
     "build_trajectories",
+    "finite_or_none",
+    "json_ready",
     "measured_paths",
     "read_metadata",
     "read_records",

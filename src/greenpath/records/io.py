@@ -11,6 +11,7 @@ current :data:`SCHEMA_VERSION` and upgrades files of an older readable version
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -82,9 +83,12 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp"):
 
 
 def _json_scalar(obj: Any) -> Any:
-    """``json.dumps`` ``default``: numpy scalars and arrays as Python values."""
+    """``json.dumps`` ``default``: numpy scalars and arrays as Python values, paths as
+    strings."""
     import numpy as np
 
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
@@ -92,9 +96,37 @@ def _json_scalar(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing, not a number, NaN or infinite
+    (a value that was not measured is null in JSON, never NaN)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def json_ready(obj: Any) -> Any:
+    """``obj`` with NaN/infinite floats replaced by None, numpy scalars by Python values,
+    tuples by lists and mapping keys by strings, ready for :func:`write_json`."""
+    import numpy as np
+
+    if isinstance(obj, Mapping):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        return finite_or_none(obj)
+    return obj
+
+
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``obj`` as indented JSON to ``path`` through :func:`atomic_path` (nothing
-    half-written). Numpy scalars and arrays become Python values.
+    half-written). Numpy scalars and arrays become Python values, paths strings.
 
     Raises:
         ValueError: ``obj`` holds NaN or infinity (a value that was not measured is
