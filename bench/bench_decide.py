@@ -99,9 +99,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "results" / "bench")
     ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
+    from greenpath.records import json_ready, write_json
+
     res = bench(rounds=a.rounds)
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "decide.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_json(json_ready(res), a.out / "decide.json")
     print(json.dumps(res, indent=2))
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from greenpath.energy import EstimateMeter, NvmlGpuMeter, RaplMeter, make_meter
+from greenpath.records import json_ready, write_json
 
 RANGE = 262143328850
 
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(json_ready(out), path)
     print(json.dumps(out, indent=2))
     return 0
 

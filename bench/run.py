@@ -462,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
+    from greenpath.records import json_ready, write_json
+
     cfg = _load_config()
     torch.set_num_threads(int(cfg["training"].get("num_threads", 1)))
     results: dict[str, Any] = {}
@@ -489,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             dt = time.perf_counter() - t0
             results[name] = res
             doc = {"section": name, "seconds": dt, "machine": machine(), "result": res}
-            (out / f"{name}.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+            write_json(json_ready(doc), out / f"{name}.json")
             logging.info("bench: %s done in %.0f s", name, dt)
     md = summary_md(results)
     head = (

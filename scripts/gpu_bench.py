@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     from greenpath.energy import make_meter
+    from greenpath.records import json_ready, write_json
     from greenpath.training import init_checkpoint
 
     dev = args.device
@@ -362,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     out["seconds"] = time.perf_counter() - t_all
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    write_json(json_ready(out), path)
     print(f"gpu_bench: wrote {path} in {out['seconds']:.0f} s")
     return 0
 

@@ -33,8 +33,14 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from greenpath.records import json_ready, write_json
+
+#: Classes of the synthetic data.
+CLASSES = 10
 
 
 def build_model(torch: Any, num_classes: int) -> Any:
@@ -86,7 +92,7 @@ def counter_refresh(uuid: str, seconds: float = 2.0) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="GPU check of the greenpath energy meter")
     ap.add_argument("--out", default="results/gpu_check", help="output folder")
     ap.add_argument("--device", default="cuda:0", help="cuda:N (or cpu for a smoke test)")
@@ -95,8 +101,192 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+@dataclass
+class Check:
+    """What every epoch of the check needs: torch, the device, the data on it, the meters."""
+
+    torch: Any
+    args: argparse.Namespace
+    dev: Any
+    images: Any  # (steps x batch, 3, size, size) float32 on ``dev``
+    labels: Any  # (steps x batch,) int64 on ``dev``
+    meter: Any  # make_meter(device=...)
+    cross: Any  # NvmlGpuMeter forced to power integration, None on CPU
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.dev.type == "cuda"
+
+
+def synthetic_data(torch: Any, args: argparse.Namespace, dev: Any) -> tuple[Any, Any]:
+    """Noisy prototypes of :data:`CLASSES` classes: ``steps x batch_size`` images and labels on ``dev``."""
+    n_train, classes, s = args.steps * args.batch_size, CLASSES, args.image_size
+    g = torch.Generator(device="cpu").manual_seed(args.seed)
+    protos = torch.randn(classes, 3, s, s, generator=g)
+    labels = torch.randint(0, classes, (n_train,), generator=g)
+    images = (protos[labels] + 2.0 * torch.randn(n_train, 3, s, s, generator=g)).to(dev)
+    return images, labels.to(dev)
+
+
+def run_epoch(c: Check, model: Any, opt: Any, scaler: Any, amp: bool) -> dict[str, Any]:
+    """One training epoch (``--steps`` steps); fp16 autocast + GradScaler on CUDA when
+    ``amp``, bf16 autocast on CPU. Returns loss, accuracy and the scaler's figures."""
+    torch, args, dev = c.torch, c.args, c.dev
+    amp_dtype = torch.float16 if c.on_cuda else torch.bfloat16
+    n_train = len(c.labels)
+    model.train()
+    perm = torch.randperm(n_train, device=dev)
+    tot_loss = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    skipped = 0
+    for i in range(args.steps):
+        idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
+        x, y = c.images[idx], c.labels[idx]
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp):
+            logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits, y)
+        if scaler is not None:
+            before = scaler.get_scale()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            skipped += int(scaler.get_scale() < before)
+        else:
+            loss.backward()
+            opt.step()
+        tot_loss += loss.detach().float()
+        correct += (logits.argmax(1) == y).sum()
+    if c.on_cuda:
+        torch.cuda.synchronize(dev)
+    return {
+        "train_loss": float(tot_loss) / args.steps,
+        "train_accuracy": float(correct) / (args.steps * args.batch_size),
+        "amp_skipped_steps": skipped if scaler is not None else None,
+        "grad_scale_end": float(scaler.get_scale()) if scaler is not None else None,
+    }
+
+
+def measured_epoch(c: Check, model: Any, opt: Any, scaler: Any, amp: bool, **ids: Any) -> dict:
+    """:func:`run_epoch` inside one window of each meter; the epoch's record (energy in J,
+    a value not measured is None)."""
+    wc = c.cross.begin() if c.cross is not None else None
+    w = c.meter.begin()
+    t0 = time.perf_counter()
+    stats = run_epoch(c, model, opt, scaler, amp)
+    m = c.meter.end(w)
+    mc = c.cross.end(wc) if c.cross is not None else None
+    rec = {**ids, **stats, "duration_s": time.perf_counter() - t0}
+    rec.update(json_ready(c.meter.record_fields(m)))
+    rec["precision_effective"] = ("fp16" if c.on_cuda else "bf16") if amp else "fp32"
+    if mc is not None:
+        rec["crosscheck_power_integration_j"] = mc.gpu.joules
+    keys = ("method", "epoch", "energy_gpu_j", "energy_gpu_source", "duration_s")
+    print(json.dumps({k: rec[k] for k in keys}), flush=True)
+    return rec
+
+
+def train_paths(c: Check) -> list[dict[str, Any]]:
+    """The fp32 trunk for ``--epochs`` epochs, then the mixed-precision branch from the
+    trunk's state after epoch 1 (epochs 2..``--epochs``); one record per epoch."""
+    torch, epochs = c.torch, c.args.epochs
+    records: list[dict[str, Any]] = []
+    model = build_model(torch, CLASSES).to(c.dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    branch_state = None
+    for e in range(1, epochs + 1):
+        records.append(
+            measured_epoch(c, model, opt, None, False, method="base", intervention_epoch=0, epoch=e)
+        )
+        if e == 1:
+            branch_state = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()))
+    assert branch_state is not None
+    bmodel = build_model(torch, CLASSES).to(c.dev)
+    bmodel.load_state_dict(branch_state[0])
+    bopt = torch.optim.SGD(bmodel.parameters(), lr=0.05, momentum=0.9)
+    bopt.load_state_dict(branch_state[1])
+    scaler = torch.amp.GradScaler("cuda") if c.on_cuda else None
+    for e in range(2, epochs + 1):
+        records.append(
+            measured_epoch(
+                c, bmodel, bopt, scaler, True, method="quant", intervention_epoch=1, epoch=e
+            )
+        )
+    return records
+
+
+def window_cost_us(meter: Any, n: int = 50) -> list[float]:
+    """Cost of ``n`` empty begin/end windows of ``meter``, µs each."""
+    costs = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        meter.end(meter.begin())
+        costs.append((time.perf_counter_ns() - t0) / 1e3)
+    return costs
+
+
+def _sum_measured(values: list[float | None]) -> float | None:
+    """Sum of ``values``; None when any of them was not measured."""
+    return None if any(v is None for v in values) else float(sum(values))
+
+
+def path_totals(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per method: epochs, GPU and total joules (None when not measured) and seconds."""
+    by_path: dict[str, dict[str, Any]] = {}
+    for method in dict.fromkeys(r["method"] for r in records):
+        rows = [r for r in records if r["method"] == method]
+        by_path[method] = {
+            "epochs": len(rows),
+            "gpu_j": _sum_measured([r["energy_gpu_j"] for r in rows]),
+            "total_j": _sum_measured([r["energy_total_j"] for r in rows]),
+            "time_s": float(sum(r["duration_s"] for r in rows)),
+        }
+    return by_path
+
+
+def checks(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every GPU source the NVML counter, every epoch > 0 J, counter vs power integration."""
+    gaps = [
+        abs(r["crosscheck_power_integration_j"] - r["energy_gpu_j"]) / r["energy_gpu_j"]
+        for r in records
+        if r.get("crosscheck_power_integration_j") is not None and (r["energy_gpu_j"] or 0) > 0
+    ]
+    return {
+        "all_gpu_sources": sorted({r["energy_gpu_source"] for r in records}),
+        "gpu_source_is_counter": all(r["energy_gpu_source"] == "nvml_counter" for r in records),
+        "every_epoch_positive": all((r["energy_total_j"] or 0) > 0 for r in records),
+        "counter_vs_power_integration_max_rel_gap": max(gaps) if gaps else None,
+        "counter_vs_power_integration_median_rel_gap": statistics.median(gaps) if gaps else None,
+    }
+
+
+def summarise(c: Check, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """summary.json: device, per-path totals, checks, window cost, counter refresh, meter."""
+    torch = c.torch
+    return {
+        "device": c.args.device,
+        "device_name": torch.cuda.get_device_name(c.dev) if c.on_cuda else "cpu",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "gpu_uuid": records[0]["gpu_uuid"],
+        "args": vars(c.args),
+        "paths": path_totals(records),
+        "checks": checks(records),
+        # a begin/end window includes the wait for the counter's next refresh (interpolation)
+        "window_cost_us_median": statistics.median(window_cost_us(c.meter)),
+        "nvml_counter_refresh": counter_refresh(records[0]["gpu_uuid"]) if c.on_cuda else None,
+        "meter_metadata": c.meter.metadata(),
+        "environment": {
+            k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     import torch
 
     on_cuda = args.device.startswith("cuda")
@@ -119,153 +309,23 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
     # CUDA is initialised before the meter's first window, so the meter maps cuda:N to its
     # NVML device through torch.cuda.get_device_properties(N).uuid.
-    n_train, classes, s = args.steps * args.batch_size, 10, args.image_size
-    g = torch.Generator(device="cpu").manual_seed(args.seed)
-    protos = torch.randn(classes, 3, s, s, generator=g)
-    labels = torch.randint(0, classes, (n_train,), generator=g)
-    images = (protos[labels] + 2.0 * torch.randn(n_train, 3, s, s, generator=g)).to(dev)
-    labels = labels.to(dev)
-
+    images, labels = synthetic_data(torch, args, dev)
     meter = make_meter({"gpu_poll_interval_s": 0.05}, device=args.device)
     cross = (
         NvmlGpuMeter(args.device, poll_interval_s=0.05, force_power_integration=True)
         if on_cuda
         else None
     )
-    amp_dtype = torch.float16 if on_cuda else torch.bfloat16
-
-    def run_epoch(model: Any, opt: Any, scaler: Any, amp: bool) -> dict[str, Any]:
-        model.train()
-        perm = torch.randperm(n_train, device=dev)
-        tot_loss = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        skipped = 0
-        for i in range(args.steps):
-            idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
-            x, y = images[idx], labels[idx]
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp):
-                logits = model(x)
-                loss = torch.nn.functional.cross_entropy(logits, y)
-            if scaler is not None:
-                before = scaler.get_scale()
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                skipped += int(scaler.get_scale() < before)
-            else:
-                loss.backward()
-                opt.step()
-            tot_loss += loss.detach().float()
-            correct += (logits.argmax(1) == y).sum()
-        if on_cuda:
-            torch.cuda.synchronize(dev)
-        return {
-            "train_loss": float(tot_loss) / args.steps,
-            "train_accuracy": float(correct) / (args.steps * args.batch_size),
-            "amp_skipped_steps": skipped if scaler is not None else None,
-            "grad_scale_end": float(scaler.get_scale()) if scaler is not None else None,
-        }
-
-    def measured_epoch(model: Any, opt: Any, scaler: Any, amp: bool, **ids: Any) -> dict:
-        wc = cross.begin() if cross is not None else None
-        w = meter.begin()
-        t0 = time.perf_counter()
-        stats = run_epoch(model, opt, scaler, amp)
-        m = meter.end(w)
-        mc = cross.end(wc) if cross is not None else None
-        rec = {**ids, **stats, "duration_s": time.perf_counter() - t0}
-        rec.update(meter.record_fields(m))
-        rec["precision_effective"] = ("fp16" if on_cuda else "bf16") if amp else "fp32"
-        if mc is not None:
-            rec["crosscheck_power_integration_j"] = mc.gpu.joules
-        print(
-            json.dumps(
-                {
-                    k: rec[k]
-                    for k in ("method", "epoch", "energy_gpu_j", "energy_gpu_source", "duration_s")
-                }
-            ),
-            flush=True,
-        )
-        return rec
-
-    records: list[dict[str, Any]] = []
-    model = build_model(torch, classes).to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    branch_state = None
-    for e in range(1, args.epochs + 1):
-        records.append(
-            measured_epoch(model, opt, None, False, method="base", intervention_epoch=0, epoch=e)
-        )
-        if e == 1:
-            branch_state = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()))
-    assert branch_state is not None
-    bmodel = build_model(torch, classes).to(dev)
-    bmodel.load_state_dict(branch_state[0])
-    bopt = torch.optim.SGD(bmodel.parameters(), lr=0.05, momentum=0.9)
-    bopt.load_state_dict(branch_state[1])
-    scaler = torch.amp.GradScaler("cuda") if on_cuda else None
-    for e in range(2, args.epochs + 1):
-        records.append(
-            measured_epoch(
-                bmodel, bopt, scaler, True, method="quant", intervention_epoch=1, epoch=e
-            )
-        )
-
-    # cost of one begin/end window on real NVML
-    costs = []
-    for _ in range(50):
-        t0 = time.perf_counter_ns()
-        meter.end(meter.begin())
-        costs.append((time.perf_counter_ns() - t0) / 1e3)
-
+    c = Check(torch, args, dev, images, labels, meter, cross)
+    records = train_paths(c)
     with open(out / "records.jsonl", "w") as f:
         for r in records:
-            f.write(json.dumps(r) + "\n")
-    gaps = [
-        abs(r["crosscheck_power_integration_j"] - r["energy_gpu_j"]) / r["energy_gpu_j"]
-        for r in records
-        if r.get("crosscheck_power_integration_j") is not None and r["energy_gpu_j"] > 0
-    ]
-    by_path: dict[str, dict[str, float]] = {}
-    for r in records:
-        p = by_path.setdefault(
-            r["method"], {"epochs": 0, "gpu_j": 0.0, "total_j": 0.0, "time_s": 0.0}
-        )
-        p["epochs"] += 1
-        p["gpu_j"] += r["energy_gpu_j"]
-        p["total_j"] += r["energy_total_j"]
-        p["time_s"] += r["duration_s"]
-    summary = {
-        "device": args.device,
-        "device_name": torch.cuda.get_device_name(dev) if on_cuda else "cpu",
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "gpu_uuid": records[0]["gpu_uuid"],
-        "args": vars(args),
-        "paths": by_path,
-        "checks": {
-            "all_gpu_sources": sorted({r["energy_gpu_source"] for r in records}),
-            "gpu_source_is_counter": all(r["energy_gpu_source"] == "nvml_counter" for r in records),
-            "every_epoch_positive": all(r["energy_total_j"] > 0 for r in records),
-            "counter_vs_power_integration_max_rel_gap": max(gaps) if gaps else None,
-            "counter_vs_power_integration_median_rel_gap": (
-                statistics.median(gaps) if gaps else None
-            ),
-        },
-        # a begin/end window includes the wait for the counter's next refresh (interpolation)
-        "window_cost_us_median": statistics.median(costs),
-        "nvml_counter_refresh": counter_refresh(records[0]["gpu_uuid"]) if on_cuda else None,
-        "meter_metadata": meter.metadata(),
-        "environment": {
-            k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
-        },
-    }
+            f.write(json.dumps(r, allow_nan=False) + "\n")
+    summary = summarise(c, records)
     meter.close()
     if cross is not None:
         cross.close()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(summary, out / "summary.json")
     print(json.dumps(summary["checks"], indent=2))
     ok = summary["checks"]["every_epoch_positive"] and (
         summary["checks"]["gpu_source_is_counter"] or not on_cuda

@@ -47,3 +47,40 @@ def test_gpu_check_exits_clearly_without_cuda(tmp_path):
     assert r.returncode == 2
     assert "CUDA is not available" in r.stderr
     assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.slow  # trains 5 tiny epochs in a subprocess (~15 s here)
+def test_gpu_check_cpu_smoke_writes_strict_json_with_nulls(tmp_path):
+    out = tmp_path / "g"
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "gpu_check.py"),
+            *("--device", "cpu", "--out", str(out), "--epochs", "3"),
+            *("--steps", "2", "--batch-size", "8", "--image-size", "8"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+    rows = [strict(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert [(x["method"], x["epoch"]) for x in rows] == [
+        ("base", 1),
+        ("base", 2),
+        ("base", 3),
+        ("quant", 2),
+        ("quant", 3),
+    ]
+    assert all(x["energy_gpu_j"] is None and x["energy_total_j"] > 0 for x in rows)
+    summary = strict((out / "summary.json").read_text())
+    quant = [x for x in rows if x["method"] == "quant"]
+    assert summary["paths"]["quant"]["gpu_j"] is None
+    assert summary["paths"]["quant"]["total_j"] == pytest.approx(
+        sum(x["energy_total_j"] for x in quant)
+    )
+    assert summary["checks"]["every_epoch_positive"] is True
