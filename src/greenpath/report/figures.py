@@ -139,34 +139,16 @@ def learning_curves_figure(records: pd.DataFrame, dataset: str | None = None) ->
         trunk_mean = trunk.groupby("epoch")["val_accuracy"].mean()
         ks = sorted(int(k) for k in ok.loc[ok["method"] != "base", "intervention_epoch"].unique())
         style_of_k = {k: _LINESTYLES[i % len(_LINESTYLES)] for i, k in enumerate(ks)}
-
-        def draw(rows: pd.DataFrame, method: str, k: int, label: str, **kw: object) -> None:
-            g = rows.groupby("epoch")["val_accuracy"].agg(["mean", "min", "max"]).sort_index()
-            if method != "base" and k >= 1 and k in trunk_mean.index:
-                start = trunk_mean.loc[k]
-                g = pd.concat(
-                    [pd.DataFrame({"mean": [start], "min": [start], "max": [start]}, index=[k]), g]
-                )
-            x = g.index.to_numpy()
-            color = method_color(method)
-            ax.plot(x, g["mean"] * 100, color=color, label=label, gid=f"path:{method}@{k}", **kw)
-            if n_seeds > 1:
-                ax.fill_between(x, g["min"] * 100, g["max"] * 100, color=color, alpha=0.12, lw=0)
-
+        band = n_seeds > 1
         if not trunk.empty:
-            draw(trunk, "base", 0, METHOD_LABELS["base"], lw=2.4, zorder=5)
-        for (method, k), rows in ok[ok["method"] != "base"].groupby(
-            ["method", "intervention_epoch"], sort=True
-        ):
-            k = int(k)
-            draw(
-                rows,
-                str(method),
-                k,
-                f"{METHOD_LABELS.get(str(method), method)}, k={k}",
-                ls=style_of_k[k],
-                alpha=0.9,
+            _draw_curve(
+                ax, trunk, "base", 0, trunk_mean, band, METHOD_LABELS["base"], lw=2.4, zorder=5
             )
+        branches = ok[ok["method"] != "base"]
+        for (method, k), rows in branches.groupby(["method", "intervention_epoch"], sort=True):
+            m, k = str(method), int(k)
+            label = f"{METHOD_LABELS.get(m, m)}, k={k}"
+            _draw_curve(ax, rows, m, k, trunk_mean, band, label, ls=style_of_k[k], alpha=0.9)
         for k in ks:
             if k >= 1:
                 ax.axvline(k, color="#7F7F7F", ls=":", lw=1.0, gid=f"intervention:{k}")
@@ -175,30 +157,60 @@ def learning_curves_figure(records: pd.DataFrame, dataset: str | None = None) ->
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("validation accuracy (%)")
-        band = ", band = min-max over seeds" if n_seeds > 1 else ""
+        band_note = ", band = min-max over seeds" if band else ""
         prefix = f"{study} / " if study else ""
-        ax.set_title(f"{prefix}{dataset}: validation accuracy (mean of {n_seeds} seed(s){band})")
+        ax.set_title(
+            f"{prefix}{dataset}: validation accuracy (mean of {n_seeds} seed(s){band_note})"
+        )
         if not ok.empty:
             ax.set_xlim(left=0)
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
         if not bad.empty:
-            names = sorted(
-                {
-                    f"{m}@{int(k)} ({s})"
-                    for m, k, s in zip(
-                        bad["method"], bad["intervention_epoch"], bad["status"], strict=True
-                    )
-                }
-            )
-            ax.text(
-                0.0,
-                -0.16,
-                "not shown: " + ", ".join(names[:8]) + (" ..." if len(names) > 8 else ""),
-                transform=ax.transAxes,
-                fontsize=7,
-                va="top",
-            )
+            _note_not_shown(ax, bad)
     return fig
+
+
+def _draw_curve(
+    ax,
+    rows: pd.DataFrame,
+    method: str,
+    k: int,
+    trunk_mean: pd.Series,
+    band: bool,
+    label: str,
+    **kw: object,
+) -> None:
+    """Mean validation accuracy of one path over seeds (gid ``path:<method>@<k>``), a
+    branch starting from the trunk's mean at ``k``; with ``band``, the min-max range."""
+    g = rows.groupby("epoch")["val_accuracy"].agg(["mean", "min", "max"]).sort_index()
+    if method != "base" and k >= 1 and k in trunk_mean.index:
+        start = trunk_mean.loc[k]
+        g = pd.concat(
+            [pd.DataFrame({"mean": [start], "min": [start], "max": [start]}, index=[k]), g]
+        )
+    x = g.index.to_numpy()
+    color = method_color(method)
+    ax.plot(x, g["mean"] * 100, color=color, label=label, gid=f"path:{method}@{k}", **kw)
+    if band:
+        ax.fill_between(x, g["min"] * 100, g["max"] * 100, color=color, alpha=0.12, lw=0)
+
+
+def _note_not_shown(ax, bad: pd.DataFrame) -> None:
+    """Name, under the axes, the paths with rows left out (``method@k (status)``)."""
+    names = sorted(
+        {
+            f"{m}@{int(k)} ({s})"
+            for m, k, s in zip(bad["method"], bad["intervention_epoch"], bad["status"], strict=True)
+        }
+    )
+    ax.text(
+        0.0,
+        -0.16,
+        "not shown: " + ", ".join(names[:8]) + (" ..." if len(names) > 8 else ""),
+        transform=ax.transAxes,
+        fontsize=7,
+        va="top",
+    )
 
 
 # -------------------------------------------------------------------- energy vs accuracy
@@ -577,56 +589,72 @@ def predictions_figure(predictions: pd.DataFrame, title: str = "") -> Figure:
                 div, u = energy_scale(float(d["actual"].abs().max()) if len(d) else 0.0)
                 scale, unit, name = 1.0 / div, u, "energy per epoch"
             ax, axe = axes[row]
-            errors, labels, colors = [], [], []
-            for i, p in enumerate(preds):
-                g = d[d["predictor"].astype(str) == p]
-                if g.empty:
-                    continue
-                c = series_color(i)
-                ax.plot(
-                    g["actual"] * scale,
-                    g["predicted"] * scale,
-                    ls="none",
-                    marker="o",
-                    ms=3,
-                    alpha=0.55,
-                    color=c,
-                    label=predictor_label(p),
-                    gid=f"scatter:{p}:{target}",
-                )
-                nz = g[g["actual"].abs() > 0]
-                ape = (nz["predicted"] - nz["actual"]).abs() / nz["actual"].abs() * 100
-                errors.append(ape.to_numpy())
-                labels.append(predictor_label(p))
-                colors.append(c)
-            if len(d):
-                lo = float(min(d["actual"].min(), d["predicted"].min())) * scale
-                hi = float(max(d["actual"].max(), d["predicted"].max())) * scale
-                ax.plot([lo, hi], [lo, hi], color="#000000", lw=0.8, ls="--", label="y = x")
+            errors = _draw_predicted_vs_actual(ax, d, preds, target, scale)
             ax.set_xlabel(f"actual {name} ({unit})")
             ax.set_ylabel(f"predicted {name} ({unit})")
             ax.set_title(f"{name}: predicted vs actual")
             ax.legend(loc="upper left")
             if errors:
-                bp = axe.boxplot(
-                    errors, showfliers=False, patch_artist=True, medianprops={"color": "#000000"}
-                )
-                axe.set_xticks(range(1, len(labels) + 1), labels, rotation=15)
-                for patch, c in zip(bp["boxes"], colors, strict=True):
-                    patch.set_facecolor(c)
-                    patch.set_alpha(0.5)
-                for j, e in enumerate(errors, start=1):
-                    if len(e):
-                        axe.annotate(
-                            f"MAPE {np.mean(e):.1f}%",
-                            (j, 1.0),
-                            xycoords=("data", "axes fraction"),
-                            ha="center",
-                            va="bottom",
-                            fontsize=7,
-                        )
+                _draw_error_boxes(axe, errors)
             axe.set_ylabel("absolute percentage error (%)")
             axe.set_title(f"{name}: error per predictor (whiskers 1.5 IQR)", pad=14)
         if title:
             fig.suptitle(title)
     return fig
+
+
+def _draw_predicted_vs_actual(
+    ax, d: pd.DataFrame, preds: Sequence[str], target: str, scale: float
+) -> list[tuple[str, str, np.ndarray]]:
+    """One point cloud per predictor (gid ``scatter:<predictor>:<target>``, values x
+    ``scale``) and the identity line; returns (label, colour, absolute % errors) of each
+    predictor drawn, the errors over rows with a non-zero actual."""
+    errors = []
+    for i, p in enumerate(preds):
+        g = d[d["predictor"].astype(str) == p]
+        if g.empty:
+            continue
+        c = series_color(i)
+        ax.plot(
+            g["actual"] * scale,
+            g["predicted"] * scale,
+            ls="none",
+            marker="o",
+            ms=3,
+            alpha=0.55,
+            color=c,
+            label=predictor_label(p),
+            gid=f"scatter:{p}:{target}",
+        )
+        nz = g[g["actual"].abs() > 0]
+        ape = (nz["predicted"] - nz["actual"]).abs() / nz["actual"].abs() * 100
+        errors.append((predictor_label(p), c, ape.to_numpy()))
+    if len(d):
+        lo = float(min(d["actual"].min(), d["predicted"].min())) * scale
+        hi = float(max(d["actual"].max(), d["predicted"].max())) * scale
+        ax.plot([lo, hi], [lo, hi], color="#000000", lw=0.8, ls="--", label="y = x")
+    return errors
+
+
+def _draw_error_boxes(ax, errors: Sequence[tuple[str, str, np.ndarray]]) -> None:
+    """A box of each predictor's absolute % errors, its MAPE written above it."""
+    bp = ax.boxplot(
+        [e for _, _, e in errors],
+        showfliers=False,
+        patch_artist=True,
+        medianprops={"color": "#000000"},
+    )
+    ax.set_xticks(range(1, len(errors) + 1), [label for label, _, _ in errors], rotation=15)
+    for patch, (_, c, _) in zip(bp["boxes"], errors, strict=True):
+        patch.set_facecolor(c)
+        patch.set_alpha(0.5)
+    for j, (_, _, e) in enumerate(errors, start=1):
+        if len(e):
+            ax.annotate(
+                f"MAPE {np.mean(e):.1f}%",
+                (j, 1.0),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
