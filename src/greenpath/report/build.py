@@ -116,48 +116,15 @@ def build_study_report(
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
-    present = sorted(records["dataset"].astype(str).unique())
-    wanted = list(datasets) if datasets is not None else present
-    missing = [d for d in wanted if d not in present]
-    if missing:
-        raise ValueError(
-            f"no records for dataset(s) {missing} (records hold {present}); "
-            "run the training grid first or fix the dataset names"
-        )
+    wanted = _datasets_to_draw(records, datasets)
     study = title or ", ".join(sorted(records["study"].astype(str).unique()))
     rep = StudyReport(out_dir=out, datasets=wanted)
     choices = strategy_choices(paths_json)
     for d in wanted:
         rec_d = records[records["dataset"].astype(str) == d]
         tr_d = trajectories[trajectories["dataset"].astype(str) == d]
-        figs = {
-            "learning_curves": lambda r=rec_d: learning_curves_figure(r),
-            "energy_accuracy": lambda t=tr_d: energy_accuracy_figure(
-                t, choices=choices if not choices.empty else None
-            ),
-            "energy_breakdown": lambda r=rec_d: energy_breakdown_figure(r),
-        }
-        for kind, make in figs.items():
-            fig = _timed(f"{kind}/{d}", make)
-            rep.files.append(save_figure(fig, out / kind / f"{d}.png"))
-
-    preds = predictions_from_evaluation(evaluation, study)
-    source = "evaluation JSON"
-    if preds.empty:
-        fig = placeholder_figure(
-            f"{study}: predicted vs actual",
-            "No one-step predictions: run the evaluate rule with tables, or see the log.",
-        )
-    else:
-        hist = "live" if (preds["history"] == "live").any() else str(preds["history"].iloc[0])
-        p = preds[preds["history"] == hist]
-        lodo = "leave-one-dataset-out" if "in-sample" not in hist else "in-sample"
-        fig = predictions_figure(
-            p, title=f"{study}: one-step predictions ({lodo}, {hist} history; {source})"
-        )
-        rep.notes.append(f"predictions: {source}, history {hist}, {len(p)} rows")
-    rep.files.append(save_figure(fig, out / "predictions.png"))
-
+        rep.files.extend(_dataset_figures(out, d, rec_d, tr_d, choices))
+    rep.files.append(_predictions_page(rep, out, evaluation, study))
     head = read_headline(paths_json, study, records)
     rep.files.append(write_text(out / "headline.html", headline_html(head)))
     rep.files.append(
@@ -183,6 +150,66 @@ def build_study_report(
     )
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+def _datasets_to_draw(records: pd.DataFrame, datasets: Sequence[str] | None) -> list[str]:
+    """``datasets``, or every dataset of ``records`` when ``None``.
+
+    Raises:
+        ValueError: a dataset without records (names it and the ones present).
+    """
+    present = sorted(records["dataset"].astype(str).unique())
+    wanted = list(datasets) if datasets is not None else present
+    missing = [d for d in wanted if d not in present]
+    if missing:
+        raise ValueError(
+            f"no records for dataset(s) {missing} (records hold {present}); "
+            "run the training grid first or fix the dataset names"
+        )
+    return wanted
+
+
+def _dataset_figures(
+    out: Path,
+    dataset: str,
+    records: pd.DataFrame,
+    trajectories: pd.DataFrame,
+    choices: pd.DataFrame,
+) -> list[Path]:
+    """The learning curves, energy vs accuracy and energy breakdown of one dataset, written
+    as ``<kind>/<dataset>.png`` under ``out``."""
+    figs = {
+        "learning_curves": lambda: learning_curves_figure(records),
+        "energy_accuracy": lambda: energy_accuracy_figure(
+            trajectories, choices=choices if not choices.empty else None
+        ),
+        "energy_breakdown": lambda: energy_breakdown_figure(records),
+    }
+    return [
+        save_figure(_timed(f"{kind}/{dataset}", make), out / kind / f"{dataset}.png")
+        for kind, make in figs.items()
+    ]
+
+
+def _predictions_page(rep: StudyReport, out: Path, evaluation: Any, study: str) -> Path:
+    """``predictions.png``: one-step predictions vs actual from the evaluation document (live
+    history when present), or a placeholder saying there are none; notes the rows used."""
+    preds = predictions_from_evaluation(evaluation, study)
+    source = "evaluation JSON"
+    if preds.empty:
+        fig = placeholder_figure(
+            f"{study}: predicted vs actual",
+            "No one-step predictions: run the evaluate rule with tables, or see the log.",
+        )
+    else:
+        hist = "live" if (preds["history"] == "live").any() else str(preds["history"].iloc[0])
+        p = preds[preds["history"] == hist]
+        lodo = "leave-one-dataset-out" if "in-sample" not in hist else "in-sample"
+        fig = predictions_figure(
+            p, title=f"{study}: one-step predictions ({lodo}, {hist} history; {source})"
+        )
+        rep.notes.append(f"predictions: {source}, history {hist}, {len(p)} rows")
+    return save_figure(fig, out / "predictions.png")
 
 
 def run_words(records: pd.DataFrame, study: str) -> str:
