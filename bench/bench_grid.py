@@ -271,8 +271,10 @@ def scaling_run(
     cfg["seeds"] = list(seeds)
     cfg["interventions"] = {**cfg["interventions"], "epochs": list(interventions)}
     cfg["training"] = {**cfg["training"], "epochs": epochs}
+    study = str(cfg.get("study", "default"))
     with tempfile.TemporaryDirectory(prefix="gp-scale-") as tmp_s:
         tmp = Path(tmp_s)
+        results = tmp / "results" / study
         (tmp / "config").mkdir()
         cfg_path = tmp / "config" / "config.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -287,8 +289,8 @@ def scaling_run(
             "--cores",
             str(cores),
             # the collection stage only: modeling/paths/report are benchmarked in-process
-            "results/default/records.parquet",
-            "results/default/trajectories.parquet",
+            f"results/{study}/records.parquet",
+            f"results/{study}/trajectories.parquet",
         ]
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -302,10 +304,10 @@ def scaling_run(
         mon.join()
         if proc.returncode != 0:
             raise RuntimeError(f"snakemake failed ({proc.returncode}): {output[-3000:]}")
-        rec = pd.read_parquet(tmp / "results" / "records.parquet")
-        files = list((tmp / "results" / "records").rglob("*.parquet"))
+        rec = pd.read_parquet(results / "records.parquet")
+        files = list((results / "records").rglob("*.parquet"))
         job_bytes = sum(f.stat().st_size for f in files)
-        agg_bytes = (tmp / "results" / "records.parquet").stat().st_size
+        agg_bytes = (results / "records.parquet").stat().st_size
         log = latest_complete_log(tmp)
         parsed = parse_snakemake_log(log) if log else None
         trees = len(datasets) * len(seeds)

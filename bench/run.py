@@ -61,8 +61,13 @@ def machine() -> dict[str, Any]:
     }
 
 
+def study_dir(config: dict[str, Any]) -> Path:
+    """The config's study folder of the repository, ``results/<study>``."""
+    return REPO / "results" / str(config.get("study", "default"))
+
+
 def prepared(config: dict[str, Any], names: tuple[str, ...], cache: Path) -> dict[str, Path]:
-    """Prepared ``.npz`` per dataset: the repository's ``results/data`` if present, else
+    """Prepared ``.npz`` per dataset: the study's ``results/<study>/data`` if present, else
     prepared into ``cache`` from the config (datasets that cannot be prepared are left out
     with a warning)."""
     from greenpath.data import prepare_from_config
@@ -71,7 +76,7 @@ def prepared(config: dict[str, Any], names: tuple[str, ...], cache: Path) -> dic
     for name in names:
         if name not in config["datasets"]:
             continue
-        p = REPO / "results" / "data" / f"{name}.npz"
+        p = study_dir(config) / "data" / f"{name}.npz"
         if not p.is_file():
             p = cache / f"{name}.npz"
             try:
@@ -121,12 +126,12 @@ def sec_grid(cfg: dict[str, Any], data: dict[str, Path], full: bool) -> dict[str
     import pandas as pd
 
     res: dict[str, Any] = {}
-    rec_path = REPO / "results" / "records.parquet"
+    rec_path = study_dir(cfg) / "records.parquet"
     log = bench_grid.latest_complete_log(REPO)
     if rec_path.is_file():
         rec = pd.read_parquet(rec_path)
         res["default_run"] = {"records": str(rec_path), **bench_grid.grid_efficiency(rec, cfg)}
-        files = list((REPO / "results" / "records").rglob("*.parquet"))
+        files = list((study_dir(cfg) / "records").rglob("*.parquet"))
         res["default_run"]["records_job_files_bytes_per_1000_epochs"] = (
             1000 * sum(f.stat().st_size for f in files) / max(len(rec), 1)
         )
@@ -200,7 +205,7 @@ def sec_faststart(
     )
     res["breakdown"] = bench_faststart.breakdown(cfg, data[name])
     log = bench_grid.latest_complete_log(REPO)
-    rec_path = REPO / "results" / "records.parquet"
+    rec_path = study_dir(cfg) / "records.parquet"
     if log is not None and rec_path.is_file():
         parsed = bench_grid.parse_snakemake_log(log)
         cores = bench_grid.job_overhead(parsed, pd.read_parquet(rec_path), REPO)["cores"]
