@@ -92,6 +92,10 @@ def test_the_table_refuses_a_pair_of_live_runs_of_different_calibrations(finishe
     table = tabulate(TINY, runs=runs, **common)
     assert len(table) == 2
     (full,) = [r for r in runs if r["dataset"] == "digits" and r["kind"] == "full"]
-    full["margin"] = {**full["margin"], "delta": full["margin"]["delta"] + 0.01}
+    margin = full["margin"]
+    full["margin"] = {**margin, "delta": margin["delta"] + 0.01}
     with pytest.raises(ValueError, match="digits seed 0.*--forcerun control_run"):
+        tabulate(TINY, runs=runs, **common)
+    del full["margin"]  # a full run that records no calibration is no reference either
+    with pytest.raises(ValueError, match="digits seed 0.*none recorded"):
         tabulate(TINY, runs=runs, **common)

@@ -354,10 +354,11 @@ def tabulate(
                 f"{ds} seed {seed}: live runs {sorted(kinds)}; need controlled and full"
             )
         live, full = kinds["controlled"], kinds["full"]
-        if "margin" in full and any(full[k] != live.get(k) for k in PAIR_KEYS):
+        if any(full.get(k) != live.get(k) for k in PAIR_KEYS):
             raise ValueError(
-                f"{ds} seed {seed}: the full run is the reference of another calibration "
-                "than the controlled run's; rerun both (snakemake --forcerun control_run)"
+                f"{ds} seed {seed}: the full run is not the reference of the controlled run's "
+                "calibration (another one, or none recorded); rerun both "
+                "(snakemake --forcerun control_run)"
             )
         tree = _tree(trees, ds, seed, trajectories_path)
         margin = Margin.from_dict(live["margin"])
