@@ -21,13 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import numpy as np
 import pandas as pd
 
 from greenpath.paths.objectives import Objective
 from greenpath.paths.strategies import Choice
 from greenpath.paths.tree import Tree, saved_pct
-from greenpath.records import finite_or_none
+from greenpath.records import finite_or_none, json_ready
 
 TreeKey = tuple[str, str, int]
 
@@ -109,19 +108,7 @@ def summarize(table: pd.DataFrame) -> dict[str, object]:
             r = g.iloc[0]
             row["path"] = f"{r['method']}@{int(r['intervention_epoch'])}->{int(r['end_epoch'])}"
         per_dataset.append(row)
-    per_tree = []
-    for rec in table.to_dict("records"):
-        clean = {}
-        for k, v in rec.items():
-            if isinstance(v, (np.floating, float)):
-                clean[k] = finite_or_none(v)
-            elif isinstance(v, np.integer):
-                clean[k] = int(v)
-            elif isinstance(v, np.bool_):
-                clean[k] = bool(v)
-            else:
-                clean[k] = v
-        per_tree.append(clean)
+    per_tree = [json_ready(rec) for rec in table.to_dict("records")]
     return {
         "pooled": {
             "all": pooled(table),
