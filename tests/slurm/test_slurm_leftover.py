@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,11 @@ def test_conf_in_use_by_a_running_daemon_is_kept(tmp_path, system_conf):
     daemon = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)", "-f", str(cluster.conf)]
     )
+    # Popen returns once the child is forked; its command line is the daemon's after exec
+    cmdline = Path(f"/proc/{daemon.pid}/cmdline")
+    deadline = time.monotonic() + 20
+    while str(cluster.conf).encode() not in cmdline.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
     try:
         assert remove_leftover_conf() is None
         assert system_conf.exists()
